@@ -1,0 +1,102 @@
+"""Scan settings: defaults, an optional TOML file, then command-line options, in that order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["DEFAULT_PORTS", "ScanSettings", "load_settings"]
+
+DEFAULT_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762)
+"""DICOM (104, 11112), Orthanc's default (4242), DICOM ISCL (2761) and DICOM over TLS (2762)."""
+
+_AE_CHARS = set(" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~")
+
+
+def _check_ae(value: str) -> str:
+    if not 0 < len(value.strip()) <= 16 or any(ch not in _AE_CHARS or ch == "\\" for ch in value):
+        raise ValueError(f"not a valid AE title (1-16 printable characters, no backslash): {value!r}")
+    return value.strip()
+
+
+class ScanSettings(BaseSettings):
+    """Every knob of a scan. Timeouts are seconds; `rate` 0 means unlimited."""
+
+    model_config = SettingsConfigDict(extra="forbid", env_prefix="PACSAUDIT_")
+    toml_file: ClassVar[Path | None] = None
+
+    ports: list[int] = Field(default_factory=lambda: list(DEFAULT_PORTS))
+    timeout: float = Field(default=5.0, gt=0)
+    """Bound on a TCP connect and on each PDU read."""
+    deadline: float = Field(default=20.0, gt=0)
+    """Bound on all the work for one endpoint, AE-title search included."""
+    concurrency: int = Field(default=512, ge=1)
+    per_host: int = Field(default=4, ge=1)
+    """At most this many connections open to one IP at once."""
+    rate: float = Field(default=1000.0, ge=0)
+    """New connections per second, over the whole scan (0: unlimited)."""
+    calling_ae: str = "PACSAUDIT"
+    """Calling AE title for follow-up associations; it identifies the tool to the owner."""
+    called_ae: list[str] = Field(default_factory=list)
+    """Called AE titles the user knows of, tried before the dictionary."""
+    ae_dictionary: bool = True
+    max_ae_attempts: int = Field(default=48, ge=1)
+    """Associations one endpoint may be asked for, the stranger test included."""
+    ae_pause: float = Field(default=0.05, ge=0)
+    """Pause between two association attempts on one endpoint."""
+    busy_retry_pause: float = Field(default=1.0, ge=0)
+    """Pause before the one retry after a transient (busy) rejection."""
+    max_pdu_length: int = Field(default=65536, ge=4096)
+    """The maximum PDU length pacsaudit announces, and the bound on P-DATA it accepts."""
+    emit_all: bool = False
+    """Also emit closed and filtered ports."""
+
+    @field_validator("calling_ae")
+    @classmethod
+    def _valid_calling(cls, value: str) -> str:
+        return _check_ae(value)
+
+    @field_validator("called_ae")
+    @classmethod
+    def _valid_called(cls, value: list[str]) -> list[str]:
+        return [_check_ae(v) for v in value]
+
+    @field_validator("ports")
+    @classmethod
+    def _valid_ports(cls, value: list[int]) -> list[int]:
+        if not value or any(not 0 < p < 65536 for p in value):
+            raise ValueError("ports must be 1-65535")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> ScanSettings:
+    """Settings from `config_file` (TOML, optional) with `overrides` (CLI options) on top."""
+
+    class _FromFile(ScanSettings):
+        toml_file = config_file
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    loaded = _FromFile(**values)
+    return ScanSettings.model_validate(loaded.model_dump())

@@ -1,0 +1,113 @@
+"""The one result model every stage fills in and every output serialises.
+
+One `EndpointResult` per (ip, port): flat at the top, one block per protocol (`dicom` now;
+`http` and `tls` later). Errors are data (a closed `Status` vocabulary plus a free-text
+`error`), never an exception escaping a scan. Every contract key is always present in the
+output, `null` when unknown.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AssociationOutcome",
+    "DicomBlock",
+    "EndpointResult",
+    "RejectInfo",
+    "Status",
+]
+
+
+class Status(StrEnum):
+    """What happened to one endpoint, in the spirit of zgrab2's status vocabulary."""
+
+    SUCCESS = "success"
+    """The peer answered in DICOM (A-ASSOCIATE-AC, -RJ or A-ABORT)."""
+    CONNECTION_REFUSED = "connection-refused"
+    """The TCP connect was refused: the port is closed."""
+    CONNECTION_TIMEOUT = "connection-timeout"
+    """The TCP connect did not complete in time: filtered, or no host."""
+    CONNECTION_CLOSED = "connection-closed"
+    """The peer accepted the connection, then closed it without a byte."""
+    CONNECTION_RESET = "connection-reset"
+    """The peer reset the connection."""
+    IO_TIMEOUT = "io-timeout"
+    """Connected, but no complete answer came before the timeout or the deadline."""
+    PROTOCOL_ERROR = "protocol-error"
+    """The answer looked like DICOM but broke the protocol (absurd length, truncated, unknown PDU)."""
+    NOT_DICOM = "not-dicom"
+    """The answer was another protocol (HTTP, TLS, SSH, a banner...)."""
+    UNKNOWN_ERROR = "unknown-error"
+    """Anything else; `error` says what."""
+
+
+AssociationOutcome = Literal["accepted", "rejected", "aborted"]
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RejectInfo(_Block):
+    """An A-ASSOCIATE-RJ as sent, with the numbers decoded to words (PS3.8 9.3.4)."""
+
+    result: int
+    source: int
+    reason: int
+    result_text: str
+    source_text: str
+    reason_text: str
+
+
+class DicomBlock(_Block):
+    """What the DICOM upper-layer probe learnt about an endpoint."""
+
+    status: Status = Status.SUCCESS
+    error: str | None = None
+    detected: bool = False
+    """A well-formed A-ASSOCIATE-AC, A-ASSOCIATE-RJ or A-ABORT came back."""
+    association: AssociationOutcome | None = None
+    """Best outcome over all attempts: `accepted` if any title pair was accepted."""
+    reject: RejectInfo | None = None
+    """The rejection a stranger (random called and calling AE titles) got, if rejected."""
+    abort_source: int | None = None
+    abort_reason: int | None = None
+    transient: bool = False
+    """The peer rejected as busy (result 2, e.g. local limit exceeded), even after a polite retry."""
+    open_to_any_ae: bool | None = None
+    """Accepted an association with a random called and a random calling AE title."""
+    called_ae_check: bool | None = None
+    calling_ae_check: bool | None = None
+    accepted_called_ae: str | None = None
+    accepted_calling_ae: str | None = None
+    ae_attempts: int = 0
+    """Associations requested in total (the stranger test, dictionary titles, retries)."""
+    implementation_class_uid: str | None = None
+    implementation_version_name: str | None = None
+    product: str | None = None
+    vendor: str | None = None
+    version: str | None = None
+    echo: bool | None = None
+    """A C-ECHO over the accepted association returned Success."""
+    max_pdu_length: int | None = None
+    accepted_contexts: list[str] = Field(default_factory=list)
+    """Abstract syntax UIDs of the presentation contexts the peer accepted."""
+
+
+class EndpointResult(_Block):
+    """One JSON line: everything pacsaudit knows about one (ip, port)."""
+
+    ip: str
+    port: int
+    hostname: str | None = None
+    status: Status
+    error: str | None = None
+    elapsed_ms: float
+    """Wall time from the first packet to the last, for this endpoint."""
+    timestamp: str
+    """When the endpoint's probe started, ISO 8601 UTC."""
+    dicom: DicomBlock | None = None
