@@ -1,0 +1,184 @@
+"""An asyncio DICOM association over one already-open TCP connection.
+
+No state machine threads, no timers: the caller bounds time with `asyncio.timeout` around
+each exchange and a deadline around the whole job. Every message read is bounded in size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from pacsaudit.dicom.constants import VERIFICATION, PduType
+from pacsaudit.dicom.dimse import C_ECHO_RSP, CommandSet, decode_command_set, encode_c_echo_rq
+from pacsaudit.dicom.pdu import (
+    Abort,
+    AssociateAccept,
+    AssociateReject,
+    AssociateRequest,
+    DicomProtocolError,
+    PresentationDataValue,
+    decode_abort,
+    decode_associate_accept,
+    decode_associate_reject,
+    decode_p_data,
+    encode_abort,
+    encode_associate_request,
+    encode_p_data,
+    encode_release_request,
+)
+from pacsaudit.dicom.reader import PduLimits, read_pdu
+
+__all__ = ["Association", "AssociationAbortedError", "AssociationReply", "request_association"]
+
+_MAX_MESSAGE = 4 * 1024 * 1024
+
+
+class AssociationAbortedError(Exception):
+    """The peer sent A-ABORT (or an unexpected PDU) in the middle of an exchange."""
+
+    def __init__(self, abort: Abort | None, message: str) -> None:
+        super().__init__(message)
+        self.abort = abort
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationReply:
+    """What the peer answered to an A-ASSOCIATE-RQ: exactly one of the three is set."""
+
+    accept: AssociateAccept | None = None
+    reject: AssociateReject | None = None
+    abort: Abort | None = None
+
+
+async def request_association(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    request: AssociateRequest,
+    limits: PduLimits,
+) -> tuple[AssociationReply, Association | None]:
+    """Send A-ASSOCIATE-RQ, read the answer; on acceptance return the live `Association`."""
+    writer.write(encode_associate_request(request))
+    pdu = await read_pdu(reader, limits)
+    if pdu.type == PduType.ASSOCIATE_AC:
+        accept = decode_associate_accept(pdu.body)
+        return AssociationReply(accept=accept), Association(reader, writer, request, accept, limits)
+    if pdu.type == PduType.ASSOCIATE_RJ:
+        return AssociationReply(reject=decode_associate_reject(pdu.body)), None
+    if pdu.type == PduType.ABORT:
+        return AssociationReply(abort=decode_abort(pdu.body)), None
+    raise DicomProtocolError(f"PDU type 0x{pdu.type:02x} in answer to an A-ASSOCIATE-RQ")
+
+
+class Association:
+    """An accepted association: send DIMSE messages, read them back, release or abort."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: AssociateRequest,
+        accept: AssociateAccept,
+        limits: PduLimits,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._limits = limits
+        self.request = request
+        self.accept = accept
+        self._next_message_id = 1
+        peer_max = accept.max_pdu_length or 0
+        # A peer max of 0 means "unlimited" (PS3.8 D.1); stay modest anyway.
+        self._fragment = min(peer_max, 64 * 1024) - 6 if peer_max >= 1024 else 16 * 1024
+
+    def accepted_context(self, abstract_syntax: str) -> int | None:
+        """The ID of an accepted context for `abstract_syntax`, if the peer accepted one."""
+        for pc in self.request.contexts:
+            if pc.abstract_syntax == abstract_syntax:
+                result = self.accept.contexts.get(pc.context_id)
+                if result is not None and result[0] == 0:
+                    return pc.context_id
+        return None
+
+    def accepted_abstract_syntaxes(self) -> list[str]:
+        return [
+            pc.abstract_syntax
+            for pc in self.request.contexts
+            if (r := self.accept.contexts.get(pc.context_id)) is not None and r[0] == 0
+        ]
+
+    def transfer_syntax(self, context_id: int) -> str | None:
+        result = self.accept.contexts.get(context_id)
+        return result[1] if result else None
+
+    def message_id(self) -> int:
+        mid = self._next_message_id
+        self._next_message_id = mid % 0xFFFF + 1
+        return mid
+
+    def send_message(self, context_id: int, command: bytes, data_set: bytes | None = None) -> None:
+        """Queue a DIMSE message, fragmented to the peer's maximum PDU length."""
+        out = bytearray()
+        for payload, is_command in ((command, True), (data_set, False)):
+            if payload is None:
+                continue
+            step = max(self._fragment, 1)
+            for start in range(0, max(len(payload), 1), step):
+                chunk = payload[start : start + step]
+                last = start + step >= len(payload)
+                out += encode_p_data([PresentationDataValue(context_id, is_command, last, chunk)])
+        self._writer.write(bytes(out))
+
+    async def receive_message(self) -> tuple[CommandSet, bytes | None]:
+        """Read one whole DIMSE message (command, then its data set if it announces one)."""
+        command = bytearray()
+        data = bytearray()
+        command_set: CommandSet | None = None
+        while True:
+            pdu = await read_pdu(self._reader, self._limits)
+            if pdu.type == PduType.ABORT:
+                raise AssociationAbortedError(decode_abort(pdu.body), "peer aborted the association")
+            if pdu.type != PduType.P_DATA_TF:
+                raise DicomProtocolError(f"PDU type 0x{pdu.type:02x} where P-DATA-TF was expected")
+            for pdv in decode_p_data(pdu.body):
+                if pdv.is_command:
+                    if command_set is not None:
+                        raise DicomProtocolError("command fragment after the last command fragment")
+                    command += pdv.data
+                    if pdv.is_last:
+                        command_set = decode_command_set(bytes(command))
+                        if not command_set.has_data_set:
+                            return command_set, None
+                elif command_set is None:
+                    raise DicomProtocolError("data set fragment before the command was complete")
+                else:
+                    data += pdv.data
+                    if pdv.is_last:
+                        return command_set, bytes(data)
+                if len(command) + len(data) > _MAX_MESSAGE:
+                    raise DicomProtocolError(f"DIMSE message larger than {_MAX_MESSAGE} bytes")
+
+    async def echo(self) -> int | None:
+        """C-ECHO; the response status, or None if Verification was not accepted."""
+        context_id = self.accepted_context(VERIFICATION)
+        if context_id is None:
+            return None
+        message_id = self.message_id()
+        self.send_message(context_id, encode_c_echo_rq(message_id, VERIFICATION))
+        response, _ = await self.receive_message()
+        if response.command_field != C_ECHO_RSP:
+            raise DicomProtocolError(f"command 0x{response.command_field or 0:04x} in answer to C-ECHO-RQ")
+        if response.message_id_responded not in (message_id, None):
+            raise DicomProtocolError("C-ECHO-RSP answers another message ID")
+        return response.status
+
+    async def release(self) -> bool:
+        """A-RELEASE; True if the peer answered A-RELEASE-RP (some just close, which is fine)."""
+        self._writer.write(encode_release_request())
+        pdu = await read_pdu(self._reader, self._limits)
+        return pdu.type == PduType.RELEASE_RP
+
+    def abort(self) -> None:
+        """A-ABORT from our side: the polite way out when a budget or deadline ends the work."""
+        if not self._writer.is_closing():
+            self._writer.write(encode_abort())

@@ -1,0 +1,72 @@
+"""One endpoint, one job: connect, run the DICOM probe, and always come back with a result.
+
+The deadline is total: connect, every association attempt and every read share it, so a peer
+that drips a byte a second ends exactly at the deadline with what was learnt before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from pacsaudit.discovery import ConnectFailedError
+from pacsaudit.model import DicomBlock, EndpointResult, Status
+from pacsaudit.probes.dicom_association import DicomProbeContext, probe_dicom, status_of_exception
+
+__all__ = ["is_open", "scan_endpoint", "utc_now"]
+
+_CLOSED = frozenset({Status.CONNECTION_REFUSED, Status.CONNECTION_TIMEOUT, Status.UNREACHABLE})
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def scan_endpoint(
+    ip: str, port: int, ctx: DicomProbeContext, hostname: str | None = None
+) -> EndpointResult:
+    """Probe (ip, port); the status says what happened, `dicom` what was learnt (None if closed)."""
+    started = time.monotonic()
+    timestamp = utc_now()
+    block = DicomBlock()
+    status = Status.SUCCESS
+    error: str | None = None
+    connected = False
+    try:
+        async with asyncio.timeout(ctx.settings.deadline):
+            async with ctx.connector.open(ip, port) as conn:
+                connected = True
+                await probe_dicom(conn, ip, port, ctx, block)
+    except TimeoutError:
+        status = Status.IO_TIMEOUT if connected else Status.CONNECTION_TIMEOUT
+        error = "endpoint deadline reached" if connected else "TCP connect did not complete before the deadline"
+    except ConnectFailedError as exc:
+        status, error = exc.status, str(exc)
+    except Exception as exc:  # errors are data: nothing a peer does may end the scan
+        status, error = status_of_exception(exc)
+    elapsed_ms = round((time.monotonic() - started) * 1000, 3)
+    if not connected:
+        return EndpointResult(
+            ip=ip, port=port, hostname=hostname, status=status, error=error,
+            elapsed_ms=elapsed_ms, timestamp=timestamp,
+        )
+    if status is not Status.SUCCESS:
+        if block.detected:
+            # The peer spoke DICOM before things went wrong (deadline in the AE search, say).
+            block.error = block.error or error
+            if block.status is Status.SUCCESS and status is Status.IO_TIMEOUT:
+                block.status = Status.IO_TIMEOUT
+        else:
+            block.status, block.error = status, error
+    if block.detected:
+        status, error = Status.SUCCESS, None
+    return EndpointResult(
+        ip=ip, port=port, hostname=hostname, status=status, error=error,
+        elapsed_ms=elapsed_ms, timestamp=timestamp, dicom=block,
+    )
+
+
+def is_open(result: EndpointResult) -> bool:
+    """Whether the port was open (worth emitting without `--all`)."""
+    return result.status not in _CLOSED and result.status is not Status.NAME_ERROR

@@ -1,0 +1,106 @@
+"""Run a stream of endpoints on this machine's event loop, in bounded memory.
+
+The producer takes a slot of the global concurrency before it pulls the next endpoint from
+the lazy stream, so at most `concurrency` endpoints are in flight whatever the target count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pacsaudit.config import ScanSettings
+from pacsaudit.discovery import Connector
+from pacsaudit.engine.endpoint import is_open, scan_endpoint, utc_now
+from pacsaudit.model import EndpointResult, Status
+from pacsaudit.probes.dicom_association import DicomProbeContext
+from pacsaudit.targets import Endpoint, ExclusionList
+
+__all__ = ["ScanTotals", "run_scan"]
+
+
+@dataclass
+class ScanTotals:
+    """Running totals for the progress bar and the closing summary."""
+
+    endpoints: int = 0
+    open: int = 0
+    dicom: int = 0
+    open_to_any_ae: int = 0
+    excluded: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_product: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: EndpointResult) -> None:
+        self.endpoints += 1
+        self.by_status[result.status] = self.by_status.get(result.status, 0) + 1
+        if is_open(result):
+            self.open += 1
+        d = result.dicom
+        if d is not None and d.detected:
+            self.dicom += 1
+            self.open_to_any_ae += bool(d.open_to_any_ae)
+            product = d.product or "unidentified"
+            self.by_product[product] = self.by_product.get(product, 0) + 1
+
+
+async def _resolve(hostname: str) -> str | None:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(hostname, None, type=1)  # SOCK_STREAM
+    except OSError:
+        return None
+    return str(infos[0][4][0]) if infos else None
+
+
+async def run_scan(
+    endpoints: Iterable[Endpoint],
+    settings: ScanSettings,
+    emit: Callable[[EndpointResult], None],
+    *,
+    exclusions: ExclusionList | None = None,
+    on_done: Callable[[ScanTotals], None] | None = None,
+) -> ScanTotals:
+    """Scan every endpoint; `emit` gets open ones (all with `emit_all`); `on_done` sees each finish."""
+    connector = Connector(timeout=settings.timeout, rate=settings.rate, per_host=settings.per_host)
+    ctx = DicomProbeContext.create(settings, connector)
+    totals = ScanTotals()
+    slots = asyncio.Semaphore(settings.concurrency)
+    running: set[asyncio.Task[None]] = set()
+
+    async def job(ep: Endpoint) -> None:
+        try:
+            ip = ep.ip
+            if ip is None:
+                assert ep.hostname is not None
+                ip = await _resolve(ep.hostname)
+                if ip is None:
+                    result = EndpointResult(
+                        ip="", port=ep.port, hostname=ep.hostname, status=Status.NAME_ERROR,
+                        error="hostname did not resolve", elapsed_ms=0.0, timestamp=utc_now(),
+                    )
+                    totals.add(result)
+                    if settings.emit_all:
+                        emit(result)
+                    return
+                if exclusions is not None and exclusions.contains_ip(ip):
+                    totals.excluded += 1
+                    return
+            result = await scan_endpoint(ip, ep.port, ctx, hostname=ep.hostname)
+            totals.add(result)
+            if settings.emit_all or is_open(result):
+                emit(result)
+        finally:
+            slots.release()
+            if on_done is not None:
+                on_done(totals)
+
+    for ep in endpoints:
+        await slots.acquire()
+        task = asyncio.create_task(job(ep))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    while running:
+        await asyncio.gather(*list(running))
+    return totals

@@ -1,0 +1,264 @@
+"""The DICOM association probe: does a stranger get in, which AE-title checks hold, what software is it.
+
+1. The stranger test: a random called AE and a random calling AE, titles nobody configures.
+   Accepted means open to any AE; nothing weaker proves it.
+2. If that is rejected for a reason that can be about titles, vary one title at a time:
+   known called titles with the stranger's calling title, then known calling titles with the
+   stranger's called title, then pairs. Reject reasons lie (DCMTK's dcmqrscp says "called AE
+   title not recognized" for an unknown *calling* title), so the checks are decided only from
+   which pair was accepted against which was refused, and left `None` where that can't tell.
+3. Over the accepted association the session probes run (C-ECHO, later C-FIND...), then A-RELEASE.
+
+All attempts share one budget (`max_ae_attempts`), pause between them, and stop at the first
+acceptance, at a busy server, or at the endpoint's deadline (enforced by the caller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import string
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+from pacsaudit.config import ScanSettings
+from pacsaudit.dicom import (
+    AssociateRequest,
+    Association,
+    AssociationAbortedError,
+    AssociationReply,
+    DicomProtocolError,
+    NotDicomError,
+    PduLimits,
+    PeerClosedError,
+    PresentationContext,
+    request_association,
+)
+from pacsaudit.dicom.constants import (
+    EXPLICIT_VR_LE,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    IMPLICIT_VR_LE,
+    reject_words,
+)
+from pacsaudit.discovery import ConnectFailedError, Connection, Connector, status_of_os_error
+from pacsaudit.fingerprint import called_ae_dictionary, calling_ae_dictionary, identify
+from pacsaudit.model import DicomBlock, RejectInfo, Status
+from pacsaudit.probes.session import SESSION_PROBES, SessionProbe
+
+__all__ = ["DicomProbeContext", "probe_dicom", "random_ae_title", "status_of_exception"]
+
+# Reject reasons from the service user that can be about AE titles (PS3.8 Table 9-21).
+_TITLE_REASONS = frozenset({1, 3, 7})
+
+
+def random_ae_title() -> str:
+    """`PA` (pacsaudit) + 10 random capitals: a title no administrator configures."""
+    return "PA" + "".join(random.choices(string.ascii_uppercase, k=10))
+
+
+@dataclass(frozen=True)
+class DicomProbeContext:
+    """What every DICOM probe of a scan shares, built once."""
+
+    settings: ScanSettings
+    connector: Connector
+    limits: PduLimits
+    contexts: tuple[PresentationContext, ...]
+    session_probes: tuple[SessionProbe, ...] = SESSION_PROBES
+    called_titles: tuple[str, ...] = field(default_factory=tuple)
+    calling_titles: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def create(
+        cls, settings: ScanSettings, connector: Connector, session_probes: tuple[SessionProbe, ...] = SESSION_PROBES
+    ) -> DicomProbeContext:
+        syntaxes: list[str] = []
+        for probe in session_probes:
+            syntaxes += [s for s in probe.abstract_syntaxes(settings) if s not in syntaxes]
+        contexts = tuple(
+            PresentationContext(2 * i + 1, uid, (IMPLICIT_VR_LE, EXPLICIT_VR_LE)) for i, uid in enumerate(syntaxes)
+        )
+        called = list(dict.fromkeys(settings.called_ae))
+        calling = [settings.calling_ae]
+        if settings.ae_dictionary:
+            called += [t for t in called_ae_dictionary() if t not in called]
+            calling += [t for t in calling_ae_dictionary() if t not in calling]
+        return cls(
+            settings=settings,
+            connector=connector,
+            limits=PduLimits(p_data=max(settings.max_pdu_length, 64 * 1024)),
+            contexts=contexts,
+            session_probes=session_probes,
+            called_titles=tuple(called),
+            calling_titles=tuple(calling),
+        )
+
+
+def status_of_exception(exc: BaseException) -> tuple[Status, str]:
+    """Map what an exchange raised to the status vocabulary and an error text without peer data."""
+    if isinstance(exc, NotDicomError):
+        return Status.NOT_DICOM, f"not DICOM: {exc}"
+    if isinstance(exc, DicomProtocolError):
+        return Status.PROTOCOL_ERROR, str(exc)
+    if isinstance(exc, PeerClosedError):
+        return Status.CONNECTION_CLOSED, str(exc)
+    if isinstance(exc, AssociationAbortedError):
+        return Status.PROTOCOL_ERROR, str(exc)
+    if isinstance(exc, TimeoutError):
+        return Status.IO_TIMEOUT, "no complete answer within the timeout"
+    if isinstance(exc, ConnectFailedError):
+        return exc.status, str(exc)
+    if isinstance(exc, OSError):
+        return status_of_os_error(exc), exc.strerror or type(exc).__name__
+    return Status.UNKNOWN_ERROR, type(exc).__name__
+
+
+class _Search:
+    """One endpoint's association attempts and what they proved."""
+
+    def __init__(self, ctx: DicomProbeContext, ip: str, port: int, block: DicomBlock) -> None:
+        self.ctx = ctx
+        self.ip = ip
+        self.port = port
+        self.block = block
+        self.stranger = (random_ae_title(), random_ae_title())
+        self.refused: set[tuple[str, str]] = set()
+
+    async def attempt(self, called: str, calling: str, conn: Connection | None = None) -> AssociationReply:
+        """One association request (on `conn`, or a new connection); runs the session if accepted."""
+        if conn is None:
+            await asyncio.sleep(self.ctx.settings.ae_pause)
+            async with self.ctx.connector.open(self.ip, self.port) as fresh:
+                return await self._exchange(fresh, called, calling)
+        return await self._exchange(conn, called, calling)
+
+    async def _exchange(self, conn: Connection, called: str, calling: str) -> AssociationReply:
+        settings = self.ctx.settings
+        request = AssociateRequest(
+            called_ae=called,
+            calling_ae=calling,
+            contexts=self.ctx.contexts,
+            max_pdu_length=settings.max_pdu_length,
+            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        )
+        self.block.ae_attempts += 1
+        async with asyncio.timeout(settings.timeout):
+            reply, association = await request_association(conn.reader, conn.writer, request, self.ctx.limits)
+        self.block.detected = True
+        if association is None:
+            # Close now: some servers (Orthanc) serve the next association only after this one is gone.
+            conn.writer.close()
+            self.refused.add((called, calling))
+        else:
+            self._accepted(association, called, calling)
+            await self._session(association)
+        return reply
+
+    def _accepted(self, association: Association, called: str, calling: str) -> None:
+        block, accept = self.block, association.accept
+        block.association = "accepted"
+        block.accepted_called_ae = called
+        block.accepted_calling_ae = calling
+        block.implementation_class_uid = accept.implementation_class_uid
+        block.implementation_version_name = accept.implementation_version_name
+        block.max_pdu_length = accept.max_pdu_length
+        block.accepted_contexts = association.accepted_abstract_syntaxes()
+        found = identify(accept.implementation_class_uid, accept.implementation_version_name)
+        if found is not None:
+            block.product, block.vendor, block.version = found.product, found.vendor, found.version
+        called0, calling0 = self.stranger
+        if (called, calling) == self.stranger:
+            block.open_to_any_ae = True
+        block.called_ae_check = True if (called0, calling) in self.refused else (False if called == called0 else None)
+        block.calling_ae_check = True if (called, calling0) in self.refused else (False if calling == calling0 else None)
+
+    async def _session(self, association: Association) -> None:
+        settings = self.ctx.settings
+        for probe in self.ctx.session_probes:
+            try:
+                async with asyncio.timeout(settings.timeout):
+                    await probe.run(association, self.block, settings)
+            except (TimeoutError, OSError, DicomProtocolError, NotDicomError, PeerClosedError,
+                    AssociationAbortedError) as exc:
+                status, message = status_of_exception(exc)
+                self.block.status, self.block.error = status, f"{probe.name}: {message}"
+                association.abort()
+                return
+        try:
+            async with asyncio.timeout(settings.timeout):
+                await association.release()
+        except (TimeoutError, OSError, DicomProtocolError, NotDicomError, PeerClosedError):
+            association.abort()
+
+    def plan(self, honest_calling: bool) -> Iterator[tuple[str, str]]:
+        """Title pairs to try, one title varied at a time first, each phase with a share of the budget."""
+        called0, calling0 = self.stranger
+        called = [t for t in self.ctx.called_titles if t != called0]
+        calling = [t for t in self.ctx.calling_titles if t != calling0]
+        phases: list[tuple[Sequence[tuple[str, str]], float]] = [
+            ([] if honest_calling else [(t, calling0) for t in called], 0.6),
+            ([(called0, c) for c in calling], 0.5 if honest_calling else 0.2),
+            ([(t, c) for c in calling for t in called], 1.0),
+        ]
+        budget = self.ctx.settings.max_ae_attempts - self.block.ae_attempts
+        for pairs, share in phases:
+            quota = budget if share >= 1.0 else int(budget * share + 0.5)
+            taken = 0
+            for pair in pairs:
+                if taken >= quota:
+                    break
+                taken += 1
+                yield pair
+            budget -= taken
+
+
+async def probe_dicom(conn: Connection, ip: str, port: int, ctx: DicomProbeContext, block: DicomBlock) -> None:
+    """Fill `block` for one endpoint; `conn` is the discovery connection, used for the stranger test.
+
+    Exceptions from the stranger test propagate (the caller turns them into the endpoint's
+    status); later attempts end the search quietly, keeping what was proven.
+    """
+    search = _Search(ctx, ip, port, block)
+    reply = await search.attempt(*search.stranger, conn=conn)
+    if reply.reject is not None and reply.reject.result == 2:
+        await asyncio.sleep(ctx.settings.busy_retry_pause)
+        try:
+            reply = await search.attempt(*search.stranger)
+        except Exception as exc:  # a busy server may also stop answering: keep the first answer
+            block.error = f"retry after transient reject: {status_of_exception(exc)[1]}"
+        if reply.reject is not None and reply.reject.result == 2:
+            block.transient = True
+    if reply.accept is not None:
+        return
+    block.open_to_any_ae = None if block.transient else False
+    if reply.reject is not None:
+        rj = reply.reject
+        words = reject_words(rj.result, rj.source, rj.reason)
+        block.association = "rejected"
+        block.reject = RejectInfo(
+            result=rj.result, source=rj.source, reason=rj.reason,
+            result_text=words[0], source_text=words[1], reason_text=words[2],
+        )
+        about_titles = rj.result == 1 and rj.source == 1 and rj.reason in _TITLE_REASONS
+    else:
+        assert reply.abort is not None
+        block.association = "aborted"
+        block.abort_source, block.abort_reason = reply.abort.source, reply.abort.reason
+        about_titles = True
+    if not about_titles:
+        return
+    honest_calling = reply.reject is not None and reply.reject.reason == 3
+    for called, calling in search.plan(honest_calling):
+        try:
+            answer = await search.attempt(called, calling)
+        except Exception as exc:  # the search is best effort; what was proven stays
+            block.error = f"AE-title search stopped: {status_of_exception(exc)[1]}"
+            return
+        if answer.accept is not None:
+            return
+        if answer.reject is not None and answer.reject.result == 2:
+            block.error = "AE-title search stopped: the server reported itself busy"
+            return

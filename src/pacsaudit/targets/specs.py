@@ -1,0 +1,191 @@
+"""Parse one target spec into an address interval or a hostname, without expanding it.
+
+A spec is kept as a closed interval of integers (`first`..`last`) so that a /8 or an IPv6
+/64 costs three integers, however many addresses it holds. The forms accepted:
+
+- `10.0.0.1`, `2001:db8::1`; CIDRs `10.0.0.0/8`, `2001:db8::/64` (host bits are ignored,
+  as nmap does);
+- ranges `192.168.5.10-40` (last octet) and `10.0.0.1-10.0.1.5`, `2001:db8::1-2001:db8::ff`;
+- hostnames (RFC 1123 labels; `_` tolerated for internal names);
+- any of those with a port, `host:4242`, `10.0.0.0/24:104` or `[2001:db8::1]:104`, which
+  then replaces the `-p` list for that spec.
+
+Files (`-iL`, `--exclude-file`) hold specs separated by newlines, blanks or commas, with
+`#` comments; they are read line by line, never whole.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from pathlib import Path
+from typing import TextIO
+
+from pacsaudit.targets.ports import parse_port
+
+__all__ = [
+    "HOSTNAME",
+    "STDIN",
+    "TargetSpec",
+    "TargetSpecError",
+    "iter_file_specs",
+    "parse_spec",
+]
+
+HOSTNAME = 0
+"""`TargetSpec.version` of a hostname spec, next to 4 and 6."""
+
+STDIN = Path("-")
+"""The file name that means standard input, as for most command-line tools."""
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+class TargetSpecError(ValueError):
+    """A target or exclusion the user typed cannot be understood; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """One parsed spec: addresses `first`..`last` of one IP version, or one hostname."""
+
+    text: str
+    version: int
+    """4 or 6, or `HOSTNAME`."""
+    first: int
+    last: int
+    hostname: str | None = None
+    port: int | None = None
+    """The port typed with the spec, which replaces the port list; None to use the list."""
+
+    @property
+    def address_count(self) -> int:
+        return self.last - self.first + 1
+
+
+def parse_spec(text: str) -> TargetSpec:
+    """Parse one spec; raise `TargetSpecError` naming the spec and what is wrong with it."""
+    spec = text.strip()
+    if not spec:
+        raise TargetSpecError("empty target spec")
+    host, port = _split_port(spec)
+    if host.startswith("["):
+        parsed = _parse_host(host[1:-1], spec)
+        if parsed.version != 6:
+            raise TargetSpecError(f"{spec!r}: brackets are for IPv6 addresses only")
+    else:
+        parsed = _parse_host(host, spec)
+    return TargetSpec(spec, parsed.version, parsed.first, parsed.last, parsed.hostname, port)
+
+
+def iter_file_specs(path: Path) -> Iterator[TargetSpec]:
+    """Specs from a file (or stdin for `-`), streamed; errors name the file and line."""
+    with _open(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            for word in _SEPARATORS.split(line.partition("#")[0]):
+                if word:
+                    yield _parse_line_word(word, path, number)
+
+
+def _parse_line_word(word: str, path: Path, number: int) -> TargetSpec:
+    try:
+        return parse_spec(word)
+    except TargetSpecError as exc:
+        raise TargetSpecError(f"{path}, line {number}: {exc}") from None
+
+
+def _open(path: Path) -> AbstractContextManager[TextIO]:
+    if path == STDIN:
+        return nullcontext(sys.stdin)  # stdin belongs to the process, not to us: leave it open
+    try:
+        # utf-8-sig: lists saved by Windows editors start with a BOM. errors="replace": a stray
+        # byte then fails as a bad spec with its own line number, not as a decode error chunks later.
+        return path.open(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise TargetSpecError(f"cannot read target file {str(path)!r}: {exc.strerror}") from None
+
+
+def _split_port(spec: str) -> tuple[str, int | None]:
+    if spec.startswith("["):
+        inner, bracket, rest = spec[1:].partition("]")
+        if not bracket:
+            raise TargetSpecError(f"{spec!r}: '[' without ']'")
+        if not rest:
+            return f"[{inner}]", None
+        if not rest.startswith(":"):
+            raise TargetSpecError(f"{spec!r}: only ':port' may follow ']'")
+        return f"[{inner}]", _port(rest[1:], spec)
+    if spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+        return host, _port(port_text, spec)
+    return spec, None
+
+
+def _port(text: str, spec: str) -> int:
+    try:
+        return parse_port(text)
+    except ValueError as exc:
+        raise TargetSpecError(f"{spec!r}: {exc}") from None
+
+
+def _parse_host(host: str, spec: str) -> TargetSpec:
+    if "%" in host:
+        raise TargetSpecError(f"{spec!r}: IPv6 zone indices (%...) are not supported")
+    if "/" in host:
+        try:
+            network = ip_network(host, strict=False)
+        except ValueError as exc:
+            raise TargetSpecError(f"{spec!r}: not a valid CIDR: {exc}") from None
+        first = int(network.network_address)
+        return TargetSpec(spec, network.version, first, first + network.num_addresses - 1)
+    address = _address(host)
+    if address is not None:
+        return TargetSpec(spec, address.version, int(address), int(address))
+    start_text, dash, end_text = host.partition("-")
+    start = _address(start_text) if dash else None
+    if start is not None:
+        return _parse_range(start, end_text, spec)
+    return _parse_hostname(host, spec)
+
+
+def _parse_range(start: IPv4Address | IPv6Address, end_text: str, spec: str) -> TargetSpec:
+    first = int(start)
+    if start.version == 4 and end_text.isascii() and end_text.isdigit():
+        last_octet = int(end_text)
+        if not (first & 0xFF) <= last_octet <= 255:
+            raise TargetSpecError(f"{spec!r}: last octet range must run from {first & 0xFF} up to 255")
+        last = first - (first & 0xFF) + last_octet
+    else:
+        end = _address(end_text)
+        if end is None or end.version != start.version:
+            raise TargetSpecError(f"{spec!r}: range end must be an IPv{start.version} address")
+        last = int(end)
+        if last < first:
+            raise TargetSpecError(f"{spec!r}: range runs backwards")
+    return TargetSpec(spec, start.version, first, last)
+
+
+def _parse_hostname(host: str, spec: str) -> TargetSpec:
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    valid = (
+        name.isascii()
+        and len(name) <= 253
+        and all(_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+    if not valid:
+        raise TargetSpecError(f"{spec!r}: not an IP address, CIDR, range or hostname")
+    return TargetSpec(spec, HOSTNAME, 0, 0, hostname=host)
+
+
+def _address(text: str) -> IPv4Address | IPv6Address | None:
+    try:
+        return ip_address(text)
+    except ValueError:
+        return None

@@ -1,0 +1,148 @@
+"""The endpoints of a scan, (address, port) by (address, port), generated as they are needed.
+
+Nothing is materialised: each spec is an interval of integers and the stream counts through
+it, so `0.0.0.0/0` or an IPv6 /64 costs the same memory as one address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+
+from pacsaudit.targets.exclusions import ExclusionList
+from pacsaudit.targets.specs import HOSTNAME, STDIN, TargetSpec, TargetSpecError, iter_file_specs, parse_spec
+
+__all__ = ["Endpoint", "TargetStream"]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One (address, port) to probe."""
+
+    position: int
+    """0-based index in the stream order, stable across runs of the same inputs (for resume)."""
+    ip: str | None
+    """None when only a hostname is known: the engine resolves it, then checks the exclusions."""
+    port: int
+    hostname: str | None
+    """As typed, when the spec was a hostname."""
+
+
+class TargetStream:
+    """Endpoints of command-line specs, then of each file's lines, each address with every port.
+
+    Order is address-major: specs as given, then for each address all ports in order (or only
+    the port typed with the spec, as in `host:4242`). `position` counts every (address, port)
+    pair *before* exclusions, so editing the exclusion list never shifts positions and a resume
+    point stays valid; excluded endpoints are simply not yielded. Network and broadcast
+    addresses of a CIDR are kept, as nmap does: what is typed is what is scanned. Duplicates
+    across specs are not removed, since that would need memory per address.
+
+    Command-line specs are validated here, before anything is scanned; file lines are parsed
+    while streaming and a bad one raises `TargetSpecError` naming file and line. Standard
+    input (`-` in `files`) can be read only once: iterate such a stream a single time.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[str],
+        ports: Sequence[int],
+        *,
+        files: Sequence[Path] = (),
+        exclusions: ExclusionList | None = None,
+    ) -> None:
+        self._ports = _checked_ports(ports)
+        self._specs = tuple(parse_spec(spec) for spec in specs)
+        self._files = tuple(Path(file) for file in files)
+        self._exclusions = exclusions if exclusions is not None else ExclusionList()
+        for file in self._files:
+            if file != STDIN and not file.is_file():
+                raise TargetSpecError(f"target file not found: {str(file)!r}")
+        if self._files.count(STDIN) > 1:
+            raise TargetSpecError("standard input ('-') can be given only once as a target file")
+
+    def __iter__(self) -> Iterator[Endpoint]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[Endpoint]:
+        """Endpoints from position `start` on. Ranges are entered by arithmetic, not by walking,
+        so resuming deep inside a /8 is immediate; earlier file lines are still read (not expanded).
+        """
+        if start < 0:
+            raise ValueError(f"start position must be >= 0, not {start}")
+        return self._iter_from(start)
+
+    def estimated_total(self) -> int | None:
+        """How many endpoints the stream will yield, exclusions applied; for a progress bar.
+
+        Exact, except that hostnames count as one address (their resolution is the engine's job)
+        and file contents may change before the scan. Files are read once to count; None when
+        a file is standard input, which cannot be read twice.
+        """
+        if STDIN in self._files:
+            return None
+        return sum(self._allowed_count(spec) for spec in self._all_specs())
+
+    def _iter_from(self, start: int) -> Iterator[Endpoint]:
+        position = 0
+        for spec in self._all_specs():
+            ports = self._ports_of(spec)
+            size = spec.address_count * len(ports)
+            if position + size > start:
+                yield from self._expand(spec, ports, position, max(start - position, 0))
+            position += size
+
+    def _all_specs(self) -> Iterator[TargetSpec]:
+        yield from self._specs
+        for file in self._files:
+            yield from iter_file_specs(file)
+
+    def _ports_of(self, spec: TargetSpec) -> tuple[int, ...]:
+        return self._ports if spec.port is None else (spec.port,)
+
+    def _expand(self, spec: TargetSpec, ports: tuple[int, ...], base: int, skip: int) -> Iterator[Endpoint]:
+        """The endpoints of one spec whose first position is `base`, leaving out the first `skip`."""
+        address_skip, port_skip = divmod(skip, len(ports))
+        if spec.version == HOSTNAME:
+            assert spec.hostname is not None
+            if not self._exclusions.contains_hostname(spec.hostname):
+                for index in range(port_skip, len(ports)):
+                    yield Endpoint(base + index, None, ports[index], spec.hostname)
+            return
+        to_text = _ipv4_text if spec.version == 4 else _ipv6_text
+        resume_at = spec.first + address_skip
+        for low, high in [(resume_at, spec.last)]:
+            for address in range(low, high + 1):
+                if self._exclusions.contains_ip(to_text(address)): continue
+                ip = to_text(address)
+                position = base + (address - spec.first) * len(ports)
+                for index in range(port_skip if address == resume_at else 0, len(ports)):
+                    yield Endpoint(position + index, ip, ports[index], None)
+
+    def _allowed_count(self, spec: TargetSpec) -> int:
+        ports = len(self._ports_of(spec))
+        if spec.version == HOSTNAME:
+            assert spec.hostname is not None
+            return 0 if self._exclusions.contains_hostname(spec.hostname) else ports
+        intervals = self._exclusions.allowed_intervals(spec.version, spec.first, spec.last)
+        return ports * sum(high - low + 1 for low, high in intervals)
+
+
+def _checked_ports(ports: Iterable[int]) -> tuple[int, ...]:
+    unique = tuple(dict.fromkeys(ports))
+    if not unique:
+        raise ValueError("the port list is empty")
+    for port in unique:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"not a TCP port (1-65535): {port!r}")
+    return unique
+
+
+def _ipv4_text(address: int) -> str:
+    return str(IPv4Address(address))
+
+
+def _ipv6_text(address: int) -> str:
+    return str(IPv6Address(address))
