@@ -40,22 +40,44 @@ def _fail(message: str) -> typer.Exit:
 
 @app.command()
 def scan(
-    targets: Annotated[list[str] | None, typer.Argument(help="IPs, CIDRs, ranges a.b.c.d-e, hostnames, host:port.")] = None,
-    ports: Annotated[str | None, typer.Option("-p", "--ports", help="Ports, e.g. 104,11112,4242 or 1-1024.")] = None,
-    input_list: Annotated[list[Path] | None, typer.Option("-iL", "--input-list", help="File of targets, one a line.")] = None,
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Targets never to touch (comma-separated).")] = None,
-    exclude_file: Annotated[list[Path] | None, typer.Option("--exclude-file", help="File of targets never to touch.")] = None,
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="IPs, CIDRs, ranges a.b.c.d-e, hostnames, host:port.")
+    ] = None,
+    ports: Annotated[
+        str | None, typer.Option("-p", "--ports", help="Ports, e.g. 104,11112,4242 or 1-1024.")
+    ] = None,
+    input_list: Annotated[
+        list[Path] | None, typer.Option("-iL", "--input-list", help="File of targets, one a line.")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Targets never to touch (comma-separated).")
+    ] = None,
+    exclude_file: Annotated[
+        list[Path] | None, typer.Option("--exclude-file", help="File of targets never to touch.")
+    ] = None,
     output: Annotated[str, typer.Option("-o", "--output", help="JSON Lines file, or - for stdout.")] = "-",
     config: Annotated[Path | None, typer.Option("--config", help="TOML file of scan settings.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds for a TCP connect and for each answer.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds for a TCP connect and for each answer.")
+    ] = None,
     deadline: Annotated[float | None, typer.Option(help="Seconds for all the work on one endpoint.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Endpoints in flight at once.")] = None,
-    per_host: Annotated[int | None, typer.Option("--per-host", help="Connections open to one IP at once.")] = None,
+    per_host: Annotated[
+        int | None, typer.Option("--per-host", help="Connections open to one IP at once.")
+    ] = None,
     rate: Annotated[float | None, typer.Option(help="New connections per second (0: unlimited).")] = None,
-    calling_ae: Annotated[str | None, typer.Option("--calling-ae", help="Calling AE title (default PACSAUDIT).")] = None,
-    called_ae: Annotated[list[str] | None, typer.Option("--called-ae", help="Called AE title to try first.")] = None,
-    no_ae_dictionary: Annotated[bool, typer.Option("--no-ae-dictionary", help="Try no AE titles from the dictionary.")] = False,
-    max_ae_attempts: Annotated[int | None, typer.Option("--max-ae-attempts", help="Associations per endpoint.")] = None,
+    calling_ae: Annotated[
+        str | None, typer.Option("--calling-ae", help="Calling AE title (default PACSAUDIT).")
+    ] = None,
+    called_ae: Annotated[
+        list[str] | None, typer.Option("--called-ae", help="Called AE title to try first.")
+    ] = None,
+    no_ae_dictionary: Annotated[
+        bool, typer.Option("--no-ae-dictionary", help="Try no AE titles from the dictionary.")
+    ] = False,
+    max_ae_attempts: Annotated[
+        int | None, typer.Option("--max-ae-attempts", help="Associations per endpoint.")
+    ] = None,
     emit_all: Annotated[bool, typer.Option("--all", help="Also emit closed and filtered ports.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar, no summary.")] = False,
 ) -> None:
@@ -75,7 +97,9 @@ def scan(
             max_ae_attempts=max_ae_attempts,
             emit_all=emit_all or None,
         )
-        exclusions = ExclusionList.from_specs(s for spec in exclude or [] for s in spec.split(",") if s.strip())
+        exclusions = ExclusionList.from_specs(
+            s for spec in exclude or [] for s in spec.split(",") if s.strip()
+        )
         for path in exclude_file or []:
             exclusions = exclusions.merge(ExclusionList.from_file(path))
         stream = TargetStream(targets or [], settings.ports, files=input_list or [], exclusions=exclusions)
@@ -95,16 +119,19 @@ def _run(
     stream: TargetStream, settings: ScanSettings, exclusions: ExclusionList, output: str, quiet: bool
 ) -> tuple[ScanTotals, float]:
     started = time.monotonic()
-    with JsonlWriter(output) as writer, ScanProgress(stream.estimated_total(), quiet=quiet, console=err) as progress:
+    with (
+        JsonlWriter(output) as writer,
+        ScanProgress(stream.estimated_total(), quiet=quiet, console=err) as progress,
+    ):
         totals = run(run_scan(stream, settings, writer.write, exclusions=exclusions, on_done=progress.update))
     return totals, time.monotonic() - started
 
 
 @app.command()
 def lab(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the lab's JSON Lines.")] = Path(
-        "lab-results.jsonl"
-    ),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write the lab's JSON Lines.")
+    ] = Path("lab-results.jsonl"),
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the results table.")] = False,
 ) -> None:
     """Start a built-in lab of simulated PACS on loopback, scan it, show and write the results."""

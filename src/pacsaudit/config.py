@@ -18,7 +18,9 @@ __all__ = ["DEFAULT_PORTS", "ScanSettings", "load_settings"]
 DEFAULT_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762)
 """DICOM (104, 11112), Orthanc's default (4242), DICOM ISCL (2761) and DICOM over TLS (2762)."""
 
-_AE_CHARS = set(" !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~")
+_AE_CHARS = set(
+    " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~"
+)
 
 
 def _check_ae(value: str) -> str:

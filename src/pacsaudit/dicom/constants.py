@@ -44,8 +44,12 @@ _REJECT_SOURCE = {
     3: "service-provider (presentation)",
 }
 _REJECT_REASON = {
-    1: {1: "no-reason-given", 2: "application-context-name-not-supported",
-        3: "calling-AE-title-not-recognized", 7: "called-AE-title-not-recognized"},
+    1: {
+        1: "no-reason-given",
+        2: "application-context-name-not-supported",
+        3: "calling-AE-title-not-recognized",
+        7: "called-AE-title-not-recognized",
+    },
     2: {1: "no-reason-given", 2: "protocol-version-not-supported"},
     3: {1: "temporary-congestion", 2: "local-limit-exceeded"},
 }

@@ -69,7 +69,9 @@ class CommandSet:
         if raw is None:
             return None
         if len(raw) != 2:
-            raise DicomProtocolError(f"element ({tag >> 16:04x},{tag & 0xFFFF:04x}) is {len(raw)} bytes, not 2")
+            raise DicomProtocolError(
+                f"element ({tag >> 16:04x},{tag & 0xFFFF:04x}) is {len(raw)} bytes, not 2"
+            )
         return int(struct.unpack("<H", raw)[0])
 
     @property

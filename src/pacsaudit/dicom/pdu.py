@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pacsaudit.dicom.constants import APPLICATION_CONTEXT, PduType
 
 __all__ = [
+    "Abort",
     "AssociateAccept",
     "AssociateReject",
     "AssociateRequest",
-    "Abort",
     "DicomProtocolError",
     "PresentationContext",
     "PresentationDataValue",
@@ -110,7 +110,9 @@ def encode_associate_request(rq: AssociateRequest) -> bytes:
     """A-ASSOCIATE-RQ (PS3.8 9.3.2) with the application context, contexts and user information."""
     items = [_item(0x10, _uid(APPLICATION_CONTEXT))]
     for pc in rq.contexts:
-        sub = _item(0x30, _uid(pc.abstract_syntax)) + b"".join(_item(0x40, _uid(ts)) for ts in pc.transfer_syntaxes)
+        sub = _item(0x30, _uid(pc.abstract_syntax)) + b"".join(
+            _item(0x40, _uid(ts)) for ts in pc.transfer_syntaxes
+        )
         items.append(_item(0x20, bytes((pc.context_id, 0, 0, 0)) + sub))
     user = _item(0x51, struct.pack(">L", rq.max_pdu_length)) + _item(0x52, _uid(rq.implementation_class_uid))
     if rq.implementation_version_name:
@@ -129,7 +131,9 @@ def encode_associate_request(rq: AssociateRequest) -> bytes:
 def encode_p_data(values: list[PresentationDataValue]) -> bytes:
     """P-DATA-TF (PS3.8 9.3.5): each PDV is length, context ID, control header, fragment."""
     body = b"".join(
-        struct.pack(">LBB", len(v.data) + 2, v.context_id, (1 if v.is_command else 0) | (2 if v.is_last else 0))
+        struct.pack(
+            ">LBB", len(v.data) + 2, v.context_id, (1 if v.is_command else 0) | (2 if v.is_last else 0)
+        )
         + v.data
         for v in values
     )
@@ -159,7 +163,9 @@ def _items(body: bytes, start: int) -> list[tuple[int, bytes]]:
         item_type, _, length = _ITEM_HEADER.unpack_from(body, pos)
         pos += 4
         if pos + length > end:
-            raise DicomProtocolError(f"item 0x{item_type:02x} of {length} bytes overruns the PDU at offset {pos}")
+            raise DicomProtocolError(
+                f"item 0x{item_type:02x} of {length} bytes overruns the PDU at offset {pos}"
+            )
         out.append((item_type, body[pos : pos + length]))
         pos += length
     return out
@@ -168,7 +174,9 @@ def _items(body: bytes, start: int) -> list[tuple[int, bytes]]:
 def decode_associate_accept(body: bytes) -> AssociateAccept:
     """Decode the body (after the 6-byte header) of an A-ASSOCIATE-AC (PS3.8 9.3.3)."""
     if len(body) < 68:
-        raise DicomProtocolError(f"A-ASSOCIATE-AC body of {len(body)} bytes is shorter than its fixed part (68)")
+        raise DicomProtocolError(
+            f"A-ASSOCIATE-AC body of {len(body)} bytes is shorter than its fixed part (68)"
+        )
     contexts: dict[int, tuple[int, str | None]] = {}
     app_context = max_pdu = impl_uid = impl_version = None
     for item_type, value in _items(body, 68):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pacsaudit.dicom.constants import PduType
 from pacsaudit.dicom.pdu import DicomProtocolError
 
-__all__ = ["NotDicomError", "PeerClosedError", "Pdu", "PduLimits", "classify_foreign_bytes", "read_pdu"]
+__all__ = ["NotDicomError", "Pdu", "PduLimits", "PeerClosedError", "classify_foreign_bytes", "read_pdu"]
 
 _HEADER = struct.Struct(">BBL")
 

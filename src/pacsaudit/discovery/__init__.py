@@ -3,4 +3,11 @@
 from pacsaudit.discovery.connect import ConnectFailedError, Connection, Connector, status_of_os_error
 from pacsaudit.discovery.limits import HostLimiter, RateLimiter
 
-__all__ = ["ConnectFailedError", "Connection", "Connector", "HostLimiter", "RateLimiter", "status_of_os_error"]
+__all__ = [
+    "ConnectFailedError",
+    "Connection",
+    "Connector",
+    "HostLimiter",
+    "RateLimiter",
+    "status_of_os_error",
+]

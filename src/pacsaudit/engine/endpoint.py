@@ -33,23 +33,31 @@ async def scan_endpoint(
     status = Status.SUCCESS
     error: str | None = None
     connected = False
+    deadline = asyncio.timeout(ctx.settings.deadline)
     try:
-        async with asyncio.timeout(ctx.settings.deadline):
-            async with ctx.connector.open(ip, port) as conn:
-                connected = True
-                await probe_dicom(conn, ip, port, ctx, block)
-    except TimeoutError:
-        status = Status.IO_TIMEOUT if connected else Status.CONNECTION_TIMEOUT
-        error = "endpoint deadline reached" if connected else "TCP connect did not complete before the deadline"
+        async with deadline, ctx.connector.open(ip, port) as conn:
+            connected = True
+            await probe_dicom(conn, ip, port, ctx, block)
     except ConnectFailedError as exc:
         status, error = exc.status, str(exc)
+    except TimeoutError as exc:
+        if deadline.expired():
+            status = Status.IO_TIMEOUT if connected else Status.CONNECTION_TIMEOUT
+            error = "endpoint deadline reached"
+        else:
+            status, error = status_of_exception(exc)
     except Exception as exc:  # errors are data: nothing a peer does may end the scan
         status, error = status_of_exception(exc)
     elapsed_ms = round((time.monotonic() - started) * 1000, 3)
     if not connected:
         return EndpointResult(
-            ip=ip, port=port, hostname=hostname, status=status, error=error,
-            elapsed_ms=elapsed_ms, timestamp=timestamp,
+            ip=ip,
+            port=port,
+            hostname=hostname,
+            status=status,
+            error=error,
+            elapsed_ms=elapsed_ms,
+            timestamp=timestamp,
         )
     if status is not Status.SUCCESS:
         if block.detected:
@@ -62,8 +70,14 @@ async def scan_endpoint(
     if block.detected:
         status, error = Status.SUCCESS, None
     return EndpointResult(
-        ip=ip, port=port, hostname=hostname, status=status, error=error,
-        elapsed_ms=elapsed_ms, timestamp=timestamp, dicom=block,
+        ip=ip,
+        port=port,
+        hostname=hostname,
+        status=status,
+        error=error,
+        elapsed_ms=elapsed_ms,
+        timestamp=timestamp,
+        dicom=block,
     )
 
 

@@ -77,8 +77,13 @@ async def run_scan(
                 ip = await _resolve(ep.hostname)
                 if ip is None:
                     result = EndpointResult(
-                        ip="", port=ep.port, hostname=ep.hostname, status=Status.NAME_ERROR,
-                        error="hostname did not resolve", elapsed_ms=0.0, timestamp=utc_now(),
+                        ip="",
+                        port=ep.port,
+                        hostname=ep.hostname,
+                        status=Status.NAME_ERROR,
+                        error="hostname did not resolve",
+                        elapsed_ms=0.0,
+                        timestamp=utc_now(),
                     )
                     totals.add(result)
                     if settings.emit_all:

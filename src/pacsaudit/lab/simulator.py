@@ -11,14 +11,18 @@ caps what the scanner can be measured at. For the same reason the A-ASSOCIATE-AC
 cached per distinct request: scanners send the same contexts with different titles.
 
 Every read is bounded: a PDU announcing more than `MAX_PDU_BYTES` is refused with an A-ABORT, and
-a peer silent for `idle_timeout` seconds is dropped. Nothing here raises into the event loop.
+a peer silent for `idle_timeout` seconds is dropped. After its last PDU (a reject, an abort, a
+release) a server waits at most `artim_timeout` seconds for the peer to close. Nothing here
+raises into the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from functools import lru_cache
@@ -30,7 +34,6 @@ from pynetdicom.pdu_items import (
     ImplementationClassUIDSubItem,
     ImplementationVersionNameSubItem,
     MaximumLengthSubItem,
-    PDUItem,
     PresentationContextItemAC,
     PresentationDataValueItem,
     TransferSyntaxSubItem,
@@ -41,6 +44,7 @@ from pacsaudit.lab._net import IDLE_TIMEOUT, MAX_PDU_BYTES, require_loopback
 
 __all__ = [
     "APPLICATION_CONTEXT",
+    "ARTIM_TIMEOUT",
     "IMPLICIT_VR_LE",
     "REJECT_BUSY",
     "REJECT_CALLED_AE",
@@ -51,6 +55,7 @@ __all__ = [
     "PduType",
     "SimulatedPacs",
     "encode_abort",
+    "encode_accept",
     "encode_echo_response",
     "encode_reject",
     "start_simulated_pacs",
@@ -97,6 +102,13 @@ class PduType(IntEnum):
     ABORT = 0x07
 
 
+_UID: Final = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+ARTIM_TIMEOUT: Final = 2.0
+"""Default wait for the peer to close the connection after the server's last PDU (PS3.8 9.1.5)."""
+
+_KNOWN_PDU_TYPES: Final = frozenset(int(pdu_type) for pdu_type in PduType)
+
+
 class AbortReason(IntEnum):
     """A-ABORT reasons when the source is the service provider (2), PS3.8 table 9-26."""
 
@@ -136,6 +148,17 @@ class PacsPolicy:
     echo_status: int = 0x0000
     """Status of every C-ECHO-RSP."""
 
+    @property
+    def accepts_anyone(self) -> bool:
+        """Every association is accepted, whatever the titles: the archive is open to any AE."""
+        return (
+            self.called_aets is None
+            and self.calling_aets is None
+            and self.reject_all is None
+            and self.busy_times == 0
+            and not self.abort_on_associate
+        )
+
     def __post_init__(self) -> None:
         if self.busy_times < 0:
             raise ValueError("busy_times must be >= 0")
@@ -147,7 +170,9 @@ class PacsPolicy:
             result, source, reason = self.reject_all
             if result not in (1, 2) or source not in (1, 2, 3) or not 0 <= reason <= 255:
                 raise ValueError(f"not an A-ASSOCIATE-RJ (result, source, reason): {self.reject_all}")
-        _user_information(self)  # a bad UID or version name fails here, not on the first association
+        if not _UID.fullmatch(self.implementation_class_uid) or len(self.implementation_class_uid) > 64:
+            raise ValueError(f"not a UID: {self.implementation_class_uid!r}")
+        _user_information(self)  # a bad version name fails here, not on the first association
 
 
 def encode_reject(result: int, source: int, reason: int) -> bytes:
@@ -217,7 +242,7 @@ def _command_elements(data: bytes) -> dict[int, bytes]:
 
 
 def _uint16(value: bytes | None) -> int | None:
-    return struct.unpack("<H", value)[0] if value is not None and len(value) == 2 else None  # type: ignore[no-any-return]
+    return int.from_bytes(value, "little") if value is not None and len(value) == 2 else None
 
 
 def _user_information(policy: PacsPolicy) -> UserInformationItem:
@@ -225,13 +250,12 @@ def _user_information(policy: PacsPolicy) -> UserInformationItem:
     max_length.maximum_length_received = policy.max_pdu_length
     class_uid = ImplementationClassUIDSubItem()
     class_uid.implementation_class_uid = policy.implementation_class_uid
-    user_data: list[PDUItem] = [max_length, class_uid]
+    item = UserInformationItem()
+    item.user_data = [max_length, class_uid]
     if policy.implementation_version_name is not None:
         version = ImplementationVersionNameSubItem()
         version.implementation_version_name = policy.implementation_version_name
-        user_data.append(version)
-    item = UserInformationItem()
-    item.user_data = user_data
+        item.user_data.append(version)
     return item
 
 
@@ -277,7 +301,7 @@ class _Negotiation:
     """The variable items of the A-ASSOCIATE-AC, encoded."""
 
 
-def _choose_transfer_syntax(abstract_syntax: str | None, proposed: list[str]) -> tuple[int, str | None]:
+def _choose_transfer_syntax(abstract_syntax: str | None, proposed: Sequence[str]) -> tuple[int, str | None]:
     if abstract_syntax != VERIFICATION:
         return _CONTEXT_ABSTRACT_SYNTAX_NOT_SUPPORTED, proposed[0] if proposed else None
     for syntax in _ACCEPTABLE_TRANSFER_SYNTAXES:  # in order of preference
@@ -319,6 +343,33 @@ def _negotiate(pdu: bytes, user_information: bytes) -> _Negotiation:
     )
 
 
+def _accept_pdu(request: bytes, negotiation: _Negotiation) -> bytes:
+    """The A-ASSOCIATE-AC: protocol version 1, the request's titles echoed (PS3.8 table 9-17), items."""
+    body = b"\x00\x01\x00\x00" + request[10:42] + bytes(32) + negotiation.ac_items
+    return b"\x02\x00" + struct.pack(">I", len(body)) + body
+
+
+def encode_accept(request: bytes, policy: PacsPolicy | None = None) -> bytes:
+    """The A-ASSOCIATE-AC a PACS with `policy` would send for `request`, AE titles aside.
+
+    Raises `ValueError` if `request` is not a well-formed A-ASSOCIATE-RQ PDU.
+    """
+    if (
+        len(request) < 74
+        or request[0] != PduType.ASSOCIATE_RQ
+        or int.from_bytes(request[2:6], "big") != len(request) - 6
+        or not _items_fit(request, 74, len(request))
+        or _ae_title(request[10:26]) is None
+        or _ae_title(request[26:42]) is None
+    ):
+        raise ValueError("not a well-formed A-ASSOCIATE-RQ")
+    try:
+        negotiation = _negotiate(request, _user_information(policy or PacsPolicy()).encode())
+    except Exception as exc:  # pynetdicom's decoders raise whatever a malformed item provokes
+        raise ValueError("not a well-formed A-ASSOCIATE-RQ") from exc
+    return _accept_pdu(request, negotiation)
+
+
 _Reply = tuple[bytes, bool]
 """Bytes to send, and whether to close the connection after them."""
 
@@ -343,7 +394,7 @@ class _Association:
             return self._p_data(pdu)
         elif pdu_type == PduType.RELEASE_RQ:
             return _RELEASE_RP, True
-        if pdu_type in iter(PduType):
+        if pdu_type in _KNOWN_PDU_TYPES:
             return encode_abort(2, AbortReason.UNEXPECTED_PDU), True
         return encode_abort(2, AbortReason.UNRECOGNIZED_PDU), True
 
@@ -379,8 +430,7 @@ class _Association:
             return encode_reject(*(REJECT_CALLED_AE if policy.lying_reason else REJECT_CALLING_AE)), True
 
         self._negotiation = negotiation
-        body = b"\x00\x01\x00\x00" + pdu[10:42] + bytes(32) + negotiation.ac_items
-        return b"\x02\x00" + struct.pack(">I", len(body)) + body, False
+        return _accept_pdu(pdu, negotiation), False
 
     def _p_data(self, pdu: bytes) -> _Reply:
         negotiation = self._negotiation
@@ -513,11 +563,17 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
     def _finish(self, reply: bytes) -> None:
+        """Send the last PDU, then wait for the peer to close, as PS3.8 state 13 does.
+
+        Closing at once (as some servers do) races the requestor's reading of that PDU: pynetdicom
+        then sometimes reports an abort instead of the reject. The ARTIM timer bounds the wait.
+        """
         self._done = True
-        if self._transport is not None:
-            if reply:
-                self._transport.write(reply)
-            self._transport.close()
+        if self._transport is not None and reply:
+            self._transport.write(reply)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(self._pacs.artim_timeout, self.abort)
 
     def _check_idle(self) -> None:
         due = self._last_activity + self._pacs.idle_timeout
@@ -530,9 +586,14 @@ class _Connection(asyncio.Protocol):
 class SimulatedPacs:
     """A listening simulated PACS. Use `start_simulated_pacs`, then `close()` or `async with`."""
 
-    def __init__(self, policy: PacsPolicy, *, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(
+        self, policy: PacsPolicy, *, idle_timeout: float = IDLE_TIMEOUT, artim_timeout: float = ARTIM_TIMEOUT
+    ) -> None:
         self.policy = policy
         self.idle_timeout = idle_timeout
+        """Seconds of silence from the peer before the connection is dropped."""
+        self.artim_timeout = artim_timeout
+        """Seconds to wait for the peer to close after a reject, an abort or a release."""
         self.host = ""
         self.port = 0
         self.associations = 0
@@ -590,9 +651,14 @@ class SimulatedPacs:
 
 
 async def start_simulated_pacs(
-    policy: PacsPolicy, host: str = "127.0.0.1", port: int = 0, *, idle_timeout: float = IDLE_TIMEOUT
+    policy: PacsPolicy,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    idle_timeout: float = IDLE_TIMEOUT,
+    artim_timeout: float = ARTIM_TIMEOUT,
 ) -> SimulatedPacs:
     """Start a simulated PACS listening on `host` (loopback only) and `port` (0: any free port)."""
-    pacs = SimulatedPacs(policy, idle_timeout=idle_timeout)
+    pacs = SimulatedPacs(policy, idle_timeout=idle_timeout, artim_timeout=artim_timeout)
     await pacs.start(host, port)
     return pacs

@@ -22,7 +22,9 @@ class ScanProgress:
         self._progress = Progress(
             TextColumn("[bold]scan"),
             BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} endpoints" if total else "{task.completed:,} endpoints"),
+            TextColumn(
+                "{task.completed:,}/{task.total:,} endpoints" if total else "{task.completed:,} endpoints"
+            ),
             TextColumn("[green]{task.fields[dicom]:,} DICOM"),
             TextColumn("{task.fields[rate]:,.0f}/s"),
             TimeElapsedColumn(),
@@ -39,7 +41,9 @@ class ScanProgress:
         task = self._progress.tasks[0]
         elapsed = task.elapsed or 0.0
         rate = totals.endpoints / elapsed if elapsed > 0 else 0.0
-        self._progress.update(self._task, completed=totals.endpoints + totals.excluded, dicom=totals.dicom, rate=rate)
+        self._progress.update(
+            self._task, completed=totals.endpoints + totals.excluded, dicom=totals.dicom, rate=rate
+        )
 
     def __enter__(self) -> ScanProgress:
         self._progress.start()

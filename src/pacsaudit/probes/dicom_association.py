@@ -20,7 +20,6 @@ import random
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 
 from pacsaudit.config import ScanSettings
 from pacsaudit.dicom import (
@@ -72,13 +71,17 @@ class DicomProbeContext:
 
     @classmethod
     def create(
-        cls, settings: ScanSettings, connector: Connector, session_probes: tuple[SessionProbe, ...] = SESSION_PROBES
+        cls,
+        settings: ScanSettings,
+        connector: Connector,
+        session_probes: tuple[SessionProbe, ...] = SESSION_PROBES,
     ) -> DicomProbeContext:
         syntaxes: list[str] = []
         for probe in session_probes:
             syntaxes += [s for s in probe.abstract_syntaxes(settings) if s not in syntaxes]
         contexts = tuple(
-            PresentationContext(2 * i + 1, uid, (IMPLICIT_VR_LE, EXPLICIT_VR_LE)) for i, uid in enumerate(syntaxes)
+            PresentationContext(2 * i + 1, uid, (IMPLICIT_VR_LE, EXPLICIT_VR_LE))
+            for i, uid in enumerate(syntaxes)
         )
         called = list(dict.fromkeys(settings.called_ae))
         calling = [settings.calling_ae]
@@ -172,8 +175,12 @@ class _Search:
         called0, calling0 = self.stranger
         if (called, calling) == self.stranger:
             block.open_to_any_ae = True
-        block.called_ae_check = True if (called0, calling) in self.refused else (False if called == called0 else None)
-        block.calling_ae_check = True if (called, calling0) in self.refused else (False if calling == calling0 else None)
+        block.called_ae_check = (
+            True if (called0, calling) in self.refused else (False if called == called0 else None)
+        )
+        block.calling_ae_check = (
+            True if (called, calling0) in self.refused else (False if calling == calling0 else None)
+        )
 
     async def _session(self, association: Association) -> None:
         settings = self.ctx.settings
@@ -181,8 +188,14 @@ class _Search:
             try:
                 async with asyncio.timeout(settings.timeout):
                     await probe.run(association, self.block, settings)
-            except (TimeoutError, OSError, DicomProtocolError, NotDicomError, PeerClosedError,
-                    AssociationAbortedError) as exc:
+            except (
+                TimeoutError,
+                OSError,
+                DicomProtocolError,
+                NotDicomError,
+                PeerClosedError,
+                AssociationAbortedError,
+            ) as exc:
                 status, message = status_of_exception(exc)
                 self.block.status, self.block.error = status, f"{probe.name}: {message}"
                 association.abort()
@@ -215,7 +228,9 @@ class _Search:
             budget -= taken
 
 
-async def probe_dicom(conn: Connection, ip: str, port: int, ctx: DicomProbeContext, block: DicomBlock) -> None:
+async def probe_dicom(
+    conn: Connection, ip: str, port: int, ctx: DicomProbeContext, block: DicomBlock
+) -> None:
     """Fill `block` for one endpoint; `conn` is the discovery connection, used for the stranger test.
 
     Exceptions from the stranger test propagate (the caller turns them into the endpoint's
@@ -239,8 +254,12 @@ async def probe_dicom(conn: Connection, ip: str, port: int, ctx: DicomProbeConte
         words = reject_words(rj.result, rj.source, rj.reason)
         block.association = "rejected"
         block.reject = RejectInfo(
-            result=rj.result, source=rj.source, reason=rj.reason,
-            result_text=words[0], source_text=words[1], reason_text=words[2],
+            result=rj.result,
+            source=rj.source,
+            reason=rj.reason,
+            result_text=words[0],
+            source_text=words[1],
+            reason_text=words[2],
         )
         about_titles = rj.result == 1 and rj.source == 1 and rj.reason in _TITLE_REASONS
     else:

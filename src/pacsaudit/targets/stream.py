@@ -113,9 +113,8 @@ class TargetStream:
             return
         to_text = _ipv4_text if spec.version == 4 else _ipv6_text
         resume_at = spec.first + address_skip
-        for low, high in [(resume_at, spec.last)]:
+        for low, high in self._exclusions.allowed_intervals(spec.version, resume_at, spec.last):
             for address in range(low, high + 1):
-                if self._exclusions.contains_ip(to_text(address)): continue
                 ip = to_text(address)
                 position = base + (address - spec.first) * len(ports)
                 for index in range(port_skip if address == resume_at else 0, len(ports)):

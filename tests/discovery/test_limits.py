@@ -1,0 +1,70 @@
+"""Politeness limits: the rate is a schedule nobody can burst past; per-host caps hold and vanish."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pacsaudit.discovery import HostLimiter, RateLimiter
+
+
+def test_rate_limiter_spaces_new_connections() -> None:
+    async def go() -> float:
+        limiter = RateLimiter(50.0)
+        started = time.monotonic()
+        await asyncio.gather(*(limiter.wait() for _ in range(11)))
+        return time.monotonic() - started
+
+    # 11 connections at 50/s: the first goes at once, the 11th 10 intervals (0.2 s) later.
+    assert 0.18 <= asyncio.run(go()) < 0.6
+
+
+def test_unlimited_rate_does_not_wait() -> None:
+    async def go() -> float:
+        limiter = RateLimiter(0)
+        started = time.monotonic()
+        for _ in range(10_000):
+            await limiter.wait()
+        return time.monotonic() - started
+
+    assert asyncio.run(go()) < 0.5
+
+
+def test_host_limiter_caps_one_host_and_forgets_idle_hosts() -> None:
+    async def go() -> tuple[int, int]:
+        limiter = HostLimiter(2)
+        inside = peak = 0
+
+        async def use(ip: str) -> None:
+            nonlocal inside, peak
+            async with limiter.slot(ip):
+                inside += 1
+                peak = max(peak, inside)
+                await asyncio.sleep(0.01)
+                inside -= 1
+
+        await asyncio.gather(*(use("127.0.0.1") for _ in range(8)))
+        return peak, len(limiter)
+
+    peak, remembered = asyncio.run(go())
+    assert peak == 2
+    assert remembered == 0
+
+
+def test_host_limiter_does_not_couple_different_hosts() -> None:
+    async def go() -> int:
+        limiter = HostLimiter(1)
+        inside = peak = 0
+
+        async def use(ip: str) -> None:
+            nonlocal inside, peak
+            async with limiter.slot(ip):
+                inside += 1
+                peak = max(peak, inside)
+                await asyncio.sleep(0.01)
+                inside -= 1
+
+        await asyncio.gather(*(use(f"127.0.0.{i}") for i in range(1, 6)))
+        return peak
+
+    assert asyncio.run(go()) == 5

@@ -1,0 +1,111 @@
+"""Hostile peers: each gets a precise status within its time bound, and none delays the others.
+
+Every case runs the real scan path (connector, association probe, engine) against a real
+socket served by `pacsaudit.lab.hostile`, with a short timeout and deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from pacsaudit.config import ScanSettings
+from pacsaudit.discovery import Connector
+from pacsaudit.engine import scan_endpoint
+from pacsaudit.lab.hostile import HostileKind, start_hostile
+from pacsaudit.lab.simulator import PacsPolicy, start_simulated_pacs
+from pacsaudit.model import EndpointResult, Status
+from pacsaudit.probes import DicomProbeContext
+
+TIMEOUT = 1.0
+DEADLINE = 2.5
+SLACK = 0.75  # scheduling on a loaded 2-core CI machine
+
+
+def _context(**overrides: float) -> DicomProbeContext:
+    options = {"timeout": TIMEOUT, "deadline": DEADLINE, "rate": 0.0, "ae_pause": 0.0} | overrides
+    settings = ScanSettings(**options)
+    return DicomProbeContext.create(settings, Connector(timeout=settings.timeout, rate=0, per_host=4))
+
+
+async def _scan_hostile(kind: HostileKind, **overrides: float) -> tuple[EndpointResult, float]:
+    server = await start_hostile(kind)
+    try:
+        started = time.monotonic()
+        result = await scan_endpoint(server.host, server.port, _context(**overrides))
+        return result, time.monotonic() - started
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "bound", "words"),
+    [
+        (HostileKind.TARPIT, Status.IO_TIMEOUT, TIMEOUT, "timeout"),
+        (HostileKind.DRIP, Status.IO_TIMEOUT, TIMEOUT, "timeout"),
+        (HostileKind.HUGE_LENGTH, Status.PROTOCOL_ERROR, 0.5, "announces 4294967280 bytes"),
+        (HostileKind.TRUNCATED, Status.PROTOCOL_ERROR, 0.5, "truncated"),
+        (HostileKind.UNKNOWN_PDU, Status.PROTOCOL_ERROR, 0.5, "PDU type 0x0a"),
+        (HostileKind.BAD_AC, Status.PROTOCOL_ERROR, 0.5, "overruns"),
+        (HostileKind.HTTP, Status.NOT_DICOM, 0.5, "HTTP"),
+        (HostileKind.SSH_BANNER, Status.NOT_DICOM, 0.5, "SSH"),
+        (HostileKind.GARBAGE, Status.NOT_DICOM, 0.5, "not DICOM"),
+        (HostileKind.IMMEDIATE_CLOSE, Status.CONNECTION_CLOSED, 0.5, "closed"),
+        (HostileKind.RST, Status.CONNECTION_RESET, 0.5, ""),
+    ],
+)
+def test_hostile_peer_gets_a_precise_status_in_time(
+    kind: HostileKind, status: Status, bound: float, words: str
+) -> None:
+    result, took = asyncio.run(_scan_hostile(kind))
+    assert result.status is status, result.model_dump_json()
+    assert result.dicom is not None and result.dicom.status is status
+    assert result.dicom.detected is False
+    assert words in (result.error or "")
+    assert took < bound + SLACK
+    assert result.elapsed_ms < (bound + SLACK) * 1000
+
+
+def test_drip_is_cut_by_the_total_deadline_not_per_read() -> None:
+    """One byte a second never trips a per-read timeout of 10 s; the 2.5 s deadline still holds."""
+    result, took = asyncio.run(_scan_hostile(HostileKind.DRIP, timeout=10.0))
+    assert result.status is Status.IO_TIMEOUT
+    assert result.error == "endpoint deadline reached"
+    assert DEADLINE - 0.1 <= took < DEADLINE + SLACK
+
+
+def test_silent_after_accept_keeps_what_was_learnt() -> None:
+    result, took = asyncio.run(_scan_hostile(HostileKind.SILENT_AFTER_AC))
+    d = result.dicom
+    assert result.status is Status.SUCCESS and d is not None
+    assert (d.detected, d.association, d.open_to_any_ae) == (True, "accepted", True)
+    assert d.echo is False
+    assert d.status is Status.IO_TIMEOUT and d.error is not None and d.error.startswith("echo:")
+    assert took < 2 * TIMEOUT + SLACK
+
+
+def test_hostile_peers_do_not_delay_a_good_one() -> None:
+    async def go() -> tuple[list[EndpointResult], float]:
+        servers = [await start_hostile(kind) for kind in HostileKind]
+        good = await start_simulated_pacs(PacsPolicy())
+        ctx = _context()
+        try:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                scan_endpoint(good.host, good.port, ctx),
+                *(scan_endpoint(s.host, s.port, ctx) for s in servers),
+            )
+            return list(results), time.monotonic() - started
+        finally:
+            await good.close()
+            for s in servers:
+                await s.close()
+
+    results, took = asyncio.run(go())
+    good = results[0]
+    assert good.dicom is not None and good.dicom.open_to_any_ae is True and good.dicom.echo is True
+    assert good.elapsed_ms < 500
+    assert len(results) == len(HostileKind) + 1
+    assert took < DEADLINE + SLACK
