@@ -154,7 +154,8 @@ class _Search:
         if association is None:
             # Close now: some servers (Orthanc) serve the next association only after this one is gone.
             conn.writer.close()
-            self.refused.add((called, calling))
+            if reply.reject is None or reply.reject.result != 2:  # "busy" says nothing about titles
+                self.refused.add((called, calling))
         else:
             self._accepted(association, called, calling)
             await self._session(association)

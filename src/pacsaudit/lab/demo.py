@@ -1,0 +1,118 @@
+"""`pacsaudit lab`: start the built-in fleet on loopback, scan it like any network, show the verdicts.
+
+The fleet runs on its own event loop in a thread, the scan on the main one, exactly as two
+machines would; each result is checked against what the lab member is known to be.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pacsaudit.config import ScanSettings
+from pacsaudit.engine import run, run_scan
+from pacsaudit.lab.fleet import LAB_FLEET, LabMember, start_fleet_in_thread
+from pacsaudit.model import EndpointResult
+from pacsaudit.output import JsonlWriter
+from pacsaudit.targets import Endpoint
+
+__all__ = ["LAB_SETTINGS", "matches_expectation", "run_lab"]
+
+LAB_SETTINGS = ScanSettings(timeout=2.0, deadline=6.0, rate=0, ae_pause=0.01, emit_all=True)
+
+
+def matches_expectation(member: LabMember, result: EndpointResult) -> bool:
+    """Whether the scan said what the lab member is; `None` expectations accept any value."""
+    d = result.dicom
+    checks: list[bool] = []
+    if member.expected_status is not None:
+        checks.append(result.status == member.expected_status)
+    if member.expected_association is not None:
+        checks.append(d is not None and d.association == member.expected_association)
+    if member.expected_open_to_any_ae is not None:
+        checks.append(d is not None and d.open_to_any_ae == member.expected_open_to_any_ae)
+    if member.expected_called_ae is not None:
+        checks.append(d is not None and d.accepted_called_ae == member.expected_called_ae)
+    if member.expected_transient:
+        checks.append(d is not None and d.transient)
+    return all(checks)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def _table(rows: list[tuple[LabMember, EndpointResult]]) -> Table:
+    table = Table(title="pacsaudit lab: what a stranger finds", header_style="bold")
+    for column in (
+        "endpoint",
+        "lab member",
+        "status",
+        "assoc.",
+        "any AE",
+        "AE checks",
+        "title found",
+        "product",
+        "echo",
+        "ok",
+    ):
+        table.add_column(column, overflow="fold")
+    for member, r in rows:
+        d = r.dicom
+        product = " ".join(p for p in (d.product, d.version) if p) if d else ""
+        checks = f"called {_yes_no(d.called_ae_check)} / calling {_yes_no(d.calling_ae_check)}" if d else "-"
+        table.add_row(
+            f"{r.ip}:{r.port}",
+            member.name,
+            r.status,
+            (d.association or "-") if d else "-",
+            _yes_no(d.open_to_any_ae) if d else "-",
+            checks,
+            (d.accepted_called_ae or "-") if d and d.open_to_any_ae is False else "-",
+            product or "-",
+            _yes_no(d.echo) if d else "-",
+            "[green]yes[/green]" if matches_expectation(member, r) else "[red]NO[/red]",
+        )
+    return table
+
+
+def scan_lab(members: tuple[LabMember, ...], settings: ScanSettings, output: Path) -> list[EndpointResult]:
+    endpoints = [Endpoint(position=i, ip=m.host, port=m.port, hostname=None) for i, m in enumerate(members)]
+    results: list[EndpointResult] = []
+
+    def keep(result: EndpointResult) -> None:
+        results.append(result)
+        writer.write(result)
+
+    with JsonlWriter(output) as writer:
+        run(run_scan(endpoints, settings, keep))
+    return results
+
+
+def run_lab(output: Path, *, quiet: bool = False, console: Console | None = None) -> int:
+    """Start the lab, scan it, print the table; exit status 1 if any verdict was not the expected one."""
+    console = console or Console()
+    members = LAB_FLEET
+    if not quiet:
+        console.print(f"[bold]Starting {len(members)} simulated PACS and impostors on 127.77.0.0/24 ...")
+    with start_fleet_in_thread(members) as fleet:
+        placed = tuple(replace(m, host=host, port=port) for m, host, port in fleet.endpoints)
+        started = time.monotonic()
+        results = scan_lab(placed, LAB_SETTINGS, output)
+        elapsed = time.monotonic() - started
+    by_endpoint = {(r.ip, r.port): r for r in results}
+    rows = [(m, by_endpoint[(m.host, m.port)]) for m in placed if (m.host, m.port) in by_endpoint]
+    console.print(_table(rows))
+    for member, result in rows:
+        if not matches_expectation(member, result):
+            console.print(f"[red]{member.name}[/red]: expected {member.expected}; got {result.status}")
+    good = sum(matches_expectation(m, r) for m, r in rows)
+    console.print(
+        f"{len(rows)} endpoints scanned in {elapsed:.1f} s; {good}/{len(members)} verdicts as expected; "
+        f"JSON Lines written to [bold]{output}[/bold]"
+    )
+    return 0 if good == len(members) else 1
