@@ -93,13 +93,18 @@ def scan_lab(members: tuple[LabMember, ...], settings: ScanSettings, output: Pat
     return results
 
 
-def run_lab(output: Path, *, quiet: bool = False, console: Console | None = None) -> int:
-    """Start the lab, scan it, print the table; exit status 1 if any verdict was not the expected one."""
+def run_lab(
+    output: Path, *, quiet: bool = False, console: Console | None = None, any_port: bool = False
+) -> int:
+    """Start the lab, scan it, print the table; exit status 1 if any verdict was not the expected one.
+
+    `any_port` lets the system pick the ports, so a test can run the lab beside another one.
+    """
     console = console or Console()
     members = LAB_FLEET
     if not quiet:
         console.print(f"[bold]Starting {len(members)} simulated PACS and impostors on 127.77.0.0/24 ...")
-    with start_fleet_in_thread(members) as fleet:
+    with start_fleet_in_thread(members, any_port=any_port) as fleet:
         placed = tuple(replace(m, host=host, port=port) for m, host, port in fleet.endpoints)
         started = time.monotonic()
         results = scan_lab(placed, LAB_SETTINGS, output)
