@@ -126,6 +126,18 @@ LAB_FLEET: Final[tuple[LabMember, ...]] = (
         product="DCMTK",
     ),
     _archive(
+        "orthanc-checked",
+        25,
+        4242,
+        PacsPolicy(called_aets=frozenset({"ORTHANC"})),
+        "Orthanc with DicomCheckCalledAet on",
+        "called AE title check (AE ORTHANC)",
+        association="accepted",
+        open_to_any_ae=False,
+        called_ae="ORTHANC",
+        product="DCMTK",
+    ),
+    _archive(
         "dcm4chee-arc",
         11,
         11112,
