@@ -55,6 +55,8 @@ OUT_DIR = BENCH / "out"
 DICOM_PING = Path("/usr/share/nmap/scripts/dicom-ping.nse")
 
 TOOLS = ("pacsaudit", "nmap", "pynetdicom")
+PACSAUDIT_WORKERS = 1
+"""`--workers` of pacsaudit: processes, one event loop each (`--pacsaudit-workers`)."""
 MODES = ("accept-any", "tarpit", "malformed", "closed")
 ACCEPT_ANY_BASE = "127.78.0.1"
 MIXED_BASE = "127.79.0.1"
@@ -321,6 +323,7 @@ def pacsaudit_cmd(targets: Path, out: Path, port: int, timeout: float) -> list[s
         sys.executable, "-m", "pacsaudit", "scan", "-iL", str(targets), "-p", str(port), "-o", str(out),
         "-q", "--rate", "0", "--concurrency", str(PACSAUDIT_CONCURRENCY),
         "--timeout", f"{timeout:g}", "--deadline", f"{timeout:g}", "--no-ae-dictionary",
+        "--workers", str(PACSAUDIT_WORKERS),
     ]  # fmt: skip
 
 
@@ -652,6 +655,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global PACSAUDIT_WORKERS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--targets", type=int, help="accept-any fleet size (default 5000, --quick 300)")
     parser.add_argument(
@@ -672,7 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the machine-readable results here")
     parser.add_argument("--quick", action="store_true", help="small fleets, one run per tool")
     parser.add_argument("--check", action="store_true", help="exit 1 when a floor is missed")
+    parser.add_argument(
+        "--pacsaudit-workers", type=int, default=PACSAUDIT_WORKERS, help="pacsaudit --workers (processes)"
+    )
     args = parser.parse_args(argv)
+    PACSAUDIT_WORKERS = args.pacsaudit_workers
 
     if args.quick:
         args.targets = args.targets or 300
@@ -727,6 +735,7 @@ def main(argv: list[str] | None = None) -> int:
             "tools": tools,
             "fleets": {f.name: {"base": f.base, "groups": [list(g) for g in f.groups]} for f in fleets},
             "pacsaudit_concurrency": PACSAUDIT_CONCURRENCY,
+            "pacsaudit_workers": PACSAUDIT_WORKERS,
             "nmap_flags": nmap_flags(args.timeout),
             "pynetdicom_threads": SWEEP_THREADS,
             "mixed_order": f"shuffled, seed {SHUFFLE_SEED}",

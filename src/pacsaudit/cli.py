@@ -16,6 +16,7 @@ from pacsaudit import __version__
 from pacsaudit.config import ScanSettings, load_settings
 from pacsaudit.engine import run, run_scan
 from pacsaudit.engine.local import ScanTotals
+from pacsaudit.engine.workers import WorkerFailedError, run_scan_processes
 from pacsaudit.model import EndpointResult
 from pacsaudit.output import JsonlWriter
 from pacsaudit.output.console import ScanProgress, summary_table
@@ -78,6 +79,9 @@ def scan(
     max_ae_attempts: Annotated[
         int | None, typer.Option("--max-ae-attempts", help="Associations per endpoint.")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Processes to scan with (1 per core).")
+    ] = None,
     emit_all: Annotated[bool, typer.Option("--all", help="Also emit closed and filtered ports.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar, no summary.")] = False,
 ) -> None:
@@ -95,6 +99,7 @@ def scan(
             called_ae=called_ae or None,
             ae_dictionary=False if no_ae_dictionary else None,
             max_ae_attempts=max_ae_attempts,
+            workers=workers,
             emit_all=emit_all or None,
         )
         exclusions = ExclusionList.from_specs(
@@ -109,7 +114,7 @@ def scan(
         raise _fail("no targets: give addresses, ranges or hostnames, or -iL FILE")
     try:
         totals, elapsed = _run(stream, settings, exclusions, output, quiet)
-    except TargetSpecError as exc:
+    except (TargetSpecError, WorkerFailedError) as exc:
         raise _fail(str(exc)) from None
     if not quiet:
         err.print(summary_table(totals, elapsed))
@@ -123,7 +128,19 @@ def _run(
         JsonlWriter(output) as writer,
         ScanProgress(stream.estimated_total(), quiet=quiet, console=err) as progress,
     ):
-        totals = run(run_scan(stream, settings, writer.write, exclusions=exclusions, on_done=progress.update))
+        if settings.workers > 1 and stream.reusable:
+            totals = run_scan_processes(
+                stream,
+                settings,
+                settings.workers,
+                writer.write_line,
+                exclusions=exclusions,
+                on_progress=progress.update,
+            )
+        else:
+            totals = run(
+                run_scan(stream, settings, writer.write, exclusions=exclusions, on_done=progress.update)
+            )
     return totals, time.monotonic() - started
 
 

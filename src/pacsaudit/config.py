@@ -1,17 +1,16 @@
-"""Scan settings: defaults, an optional TOML file, then command-line options, in that order."""
+"""Scan settings: defaults, then a TOML file and `PACSAUDIT_*` variables, then command-line options.
+
+`ScanSettings` is a plain model, so a scan that names no config file never imports
+pydantic-settings (a fifth of the start-up time); `load_settings` brings it in when needed.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from pydantic import Field, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DEFAULT_PORTS", "ScanSettings", "load_settings"]
 
@@ -29,11 +28,10 @@ def _check_ae(value: str) -> str:
     return value.strip()
 
 
-class ScanSettings(BaseSettings):
+class ScanSettings(BaseModel):
     """Every knob of a scan. Timeouts are seconds; `rate` 0 means unlimited."""
 
-    model_config = SettingsConfigDict(extra="forbid", env_prefix="PACSAUDIT_")
-    toml_file: ClassVar[Path | None] = None
+    model_config = ConfigDict(extra="forbid")
 
     ports: list[int] = Field(default_factory=lambda: list(DEFAULT_PORTS))
     timeout: float = Field(default=5.0, gt=0)
@@ -58,6 +56,8 @@ class ScanSettings(BaseSettings):
     """Pause before the one retry after a transient (busy) rejection."""
     max_pdu_length: int = Field(default=65536, ge=4096)
     """The maximum PDU length pacsaudit announces, and the bound on P-DATA it accepts."""
+    workers: int = Field(default=1, ge=1, le=256)
+    """Processes to scan with (one event loop each); concurrency and rate are shared among them."""
     emit_all: bool = False
     """Also emit closed and filtered ports."""
 
@@ -78,27 +78,35 @@ class ScanSettings(BaseSettings):
             raise ValueError("ports must be 1-65535")
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
-        return tuple(sources)
-
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> ScanSettings:
-    """Settings from `config_file` (TOML, optional) with `overrides` (CLI options) on top."""
-
-    class _FromFile(ScanSettings):
-        toml_file = config_file
-
+    """Settings from `config_file` (TOML) and `PACSAUDIT_*` variables; `overrides` (CLI options) win."""
     values = {k: v for k, v in overrides.items() if v is not None}
-    loaded = _FromFile(**values)
+    if config_file is None and not any(name.startswith("PACSAUDIT_") for name in os.environ):
+        return ScanSettings(**values)
+    from pydantic_settings import (
+        BaseSettings,
+        PydanticBaseSettingsSource,
+        SettingsConfigDict,
+        TomlConfigSettingsSource,
+    )
+
+    class FromFileAndEnvironment(ScanSettings, BaseSettings):
+        model_config = SettingsConfigDict(extra="forbid", env_prefix="PACSAUDIT_")
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    loaded = FromFileAndEnvironment(**values)
     return ScanSettings.model_validate(loaded.model_dump())

@@ -1,4 +1,7 @@
-"""The bounded PDU reader: every way a peer can answer, judged from the header before the body."""
+"""The bounded PDU reader: every way a peer can answer, judged from the header before the body.
+
+The `PduTransport` protocol is fed bytes exactly as the event loop would feed them.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +10,50 @@ import asyncio
 import pytest
 
 from pacsaudit.dicom.pdu import DicomProtocolError
-from pacsaudit.dicom.reader import NotDicomError, Pdu, PduLimits, PeerClosedError, read_pdu
+from pacsaudit.dicom.reader import NotDicomError, Pdu, PduLimits, PeerClosedError
+from pacsaudit.dicom.transport import PduTransport
 
 
-def _read(data: bytes, limits: PduLimits | None = None) -> Pdu:
+class _FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closing = False
+        self.written = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+def _read(*chunks: bytes, limits: PduLimits | None = None, eof: bool = True, timeout: float = 1.0) -> Pdu:
     async def go() -> Pdu:
-        reader = asyncio.StreamReader()
-        reader.feed_data(data)
-        reader.feed_eof()
-        return await read_pdu(reader, limits or PduLimits())
+        proto = PduTransport(limits or PduLimits(), read_timeout=timeout)
+        proto.connection_made(_FakeTransport())
+        loop = asyncio.get_running_loop()
+        for i, chunk in enumerate(chunks):
+            loop.call_later(0.001 * (i + 1), proto.data_received, chunk)
+        if eof:
+            loop.call_later(0.001 * (len(chunks) + 1), proto.eof_received)
+        return await proto.read_pdu()
 
     return asyncio.run(go())
 
 
 def test_reads_a_whole_reject() -> None:
     assert _read(bytes.fromhex("03 00 00000004 00010107")) == Pdu(3, bytes.fromhex("00010107"))
+
+
+def test_reassembles_a_pdu_split_across_reads() -> None:
+    pdu = bytes.fromhex("03 00 00000004 00010107")
+    assert _read(pdu[:1], pdu[1:7], pdu[7:], eof=False) == Pdu(3, pdu[6:])
 
 
 @pytest.mark.parametrize(
@@ -56,11 +88,40 @@ def test_dicom_shaped_violations_are_protocol_errors(data: bytes, message: str) 
         _read(data)
 
 
+def test_absurd_length_is_refused_before_the_body_arrives() -> None:
+    """No end of stream, no body: the header alone is enough to give up."""
+    with pytest.raises(DicomProtocolError, match="announces"):
+        _read(bytes.fromhex("02 00 fffffff0"), eof=False)
+
+
 def test_p_data_bound_follows_limits() -> None:
     with pytest.raises(DicomProtocolError, match="limit 1000"):
-        _read(bytes.fromhex("04 00 00001000"), PduLimits(p_data=1000))
+        _read(bytes.fromhex("04 00 00001000"), limits=PduLimits(p_data=1000))
 
 
 def test_silent_close_is_peer_closed() -> None:
     with pytest.raises(PeerClosedError):
-        _read(b"")
+        _read()
+
+
+def test_reset_is_a_connection_reset() -> None:
+    async def go() -> Pdu:
+        proto = PduTransport(PduLimits(), read_timeout=1.0)
+        proto.connection_made(_FakeTransport())
+        asyncio.get_running_loop().call_soon(proto.connection_lost, ConnectionResetError(104, "reset"))
+        return await proto.read_pdu()
+
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(go())
+
+
+def test_silence_is_a_timeout() -> None:
+    with pytest.raises(TimeoutError):
+        _read(bytes.fromhex("02 00 00000044"), eof=False, timeout=0.05)
+
+
+def test_unasked_flood_is_cut_off() -> None:
+    limits = PduLimits(associate_ac=1024, p_data=1024)
+    flood = bytes.fromhex("04 00 00000400") + bytes(1024) + bytes(200_000)
+    with pytest.raises(DicomProtocolError, match="nobody asked for"):
+        _read(flood, limits=limits, eof=False)

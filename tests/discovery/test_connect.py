@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import cast
 
 import pytest
 
@@ -17,9 +18,19 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _Sender(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def send(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
 def test_closed_port_is_connection_refused() -> None:
     async def go() -> None:
-        async with Connector(timeout=2, rate=0, per_host=1).open("127.0.0.1", _closed_port()):
+        async with Connector(timeout=2, rate=0, per_host=1).open(
+            "127.0.0.1", _closed_port(), asyncio.Protocol
+        ):
             pass
 
     with pytest.raises(ConnectFailedError) as caught:
@@ -37,9 +48,8 @@ def test_open_port_yields_a_connection_and_closes_it() -> None:
 
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        async with Connector(timeout=2, rate=0, per_host=1).open("127.0.0.1", port) as conn:
-            conn.writer.write(b"hello")
-            await conn.writer.drain()
+        async with Connector(timeout=2, rate=0, per_host=1).open("127.0.0.1", port, _Sender) as conn:
+            conn.send(b"hello")
         data = await asyncio.wait_for(got, 2)
         server.close()
         await server.wait_closed()

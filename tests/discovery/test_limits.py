@@ -37,11 +37,12 @@ def test_host_limiter_caps_one_host_and_forgets_idle_hosts() -> None:
 
         async def use(ip: str) -> None:
             nonlocal inside, peak
-            async with limiter.slot(ip):
-                inside += 1
-                peak = max(peak, inside)
-                await asyncio.sleep(0.01)
-                inside -= 1
+            await limiter.acquire(ip)
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+            limiter.release(ip)
 
         await asyncio.gather(*(use("127.0.0.1") for _ in range(8)))
         return peak, len(limiter)
@@ -58,13 +59,30 @@ def test_host_limiter_does_not_couple_different_hosts() -> None:
 
         async def use(ip: str) -> None:
             nonlocal inside, peak
-            async with limiter.slot(ip):
-                inside += 1
-                peak = max(peak, inside)
-                await asyncio.sleep(0.01)
-                inside -= 1
+            await limiter.acquire(ip)
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+            limiter.release(ip)
 
         await asyncio.gather(*(use(f"127.0.0.{i}") for i in range(1, 6)))
         return peak
 
     assert asyncio.run(go()) == 5
+
+
+def test_host_limiter_survives_cancelled_waiters() -> None:
+    async def go() -> int:
+        limiter = HostLimiter(1)
+        await limiter.acquire("127.0.0.1")
+        waiter = asyncio.create_task(limiter.acquire("127.0.0.1"))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        limiter.release("127.0.0.1")
+        await asyncio.wait_for(limiter.acquire("127.0.0.1"), 1)  # the slot was not lost
+        limiter.release("127.0.0.1")
+        return len(limiter)
+
+    assert asyncio.run(go()) == 0

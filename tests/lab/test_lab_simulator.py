@@ -425,9 +425,9 @@ def test_oversized_pdu_is_refused_from_its_header_alone() -> None:
     run(body)
 
 
-def test_abort_from_the_client_ends_the_association() -> None:
+def test_abort_from_the_client_ends_the_association_at_once() -> None:
     async def body() -> None:
-        async with await _start(PacsPolicy()) as pacs:
+        async with await _start(PacsPolicy(), artim_timeout=10) as pacs:
             reader, writer = await connect(pacs.host, pacs.port)
             writer.write(associate_rq())
             await read_pdu(reader)

@@ -1,12 +1,12 @@
-"""An asyncio DICOM association over one already-open TCP connection.
+"""An asyncio DICOM association over one already-open connection (a `PduTransport`).
 
-No state machine threads, no timers: the caller bounds time with `asyncio.timeout` around
-each exchange and a deadline around the whole job. Every message read is bounded in size.
+No state-machine threads: each read is bounded in time by the transport's read timeout and
+in size by its limits; the caller puts one deadline around the whole job.
 """
 
 from __future__ import annotations
 
-import asyncio
+from contextlib import suppress
 from dataclasses import dataclass
 
 from pacsaudit.dicom.constants import VERIFICATION, PduType
@@ -27,7 +27,8 @@ from pacsaudit.dicom.pdu import (
     encode_p_data,
     encode_release_request,
 )
-from pacsaudit.dicom.reader import PduLimits, read_pdu
+from pacsaudit.dicom.reader import PeerClosedError
+from pacsaudit.dicom.transport import PduTransport
 
 __all__ = ["Association", "AssociationAbortedError", "AssociationReply", "request_association"]
 
@@ -52,17 +53,14 @@ class AssociationReply:
 
 
 async def request_association(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    request: AssociateRequest,
-    limits: PduLimits,
+    conn: PduTransport, request: AssociateRequest
 ) -> tuple[AssociationReply, Association | None]:
     """Send A-ASSOCIATE-RQ, read the answer; on acceptance return the live `Association`."""
-    writer.write(encode_associate_request(request))
-    pdu = await read_pdu(reader, limits)
+    conn.write(encode_associate_request(request))
+    pdu = await conn.read_pdu()
     if pdu.type == PduType.ASSOCIATE_AC:
         accept = decode_associate_accept(pdu.body)
-        return AssociationReply(accept=accept), Association(reader, writer, request, accept, limits)
+        return AssociationReply(accept=accept), Association(conn, request, accept)
     if pdu.type == PduType.ASSOCIATE_RJ:
         return AssociationReply(reject=decode_associate_reject(pdu.body)), None
     if pdu.type == PduType.ABORT:
@@ -73,17 +71,8 @@ async def request_association(
 class Association:
     """An accepted association: send DIMSE messages, read them back, release or abort."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        request: AssociateRequest,
-        accept: AssociateAccept,
-        limits: PduLimits,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._limits = limits
+    def __init__(self, conn: PduTransport, request: AssociateRequest, accept: AssociateAccept) -> None:
+        self._conn = conn
         self.request = request
         self.accept = accept
         self._next_message_id = 1
@@ -127,7 +116,7 @@ class Association:
                 chunk = payload[start : start + step]
                 last = start + step >= len(payload)
                 out += encode_p_data([PresentationDataValue(context_id, is_command, last, chunk)])
-        self._writer.write(bytes(out))
+        self._conn.write(bytes(out))
 
     async def receive_message(self) -> tuple[CommandSet, bytes | None]:
         """Read one whole DIMSE message (command, then its data set if it announces one)."""
@@ -135,7 +124,7 @@ class Association:
         data = bytearray()
         command_set: CommandSet | None = None
         while True:
-            pdu = await read_pdu(self._reader, self._limits)
+            pdu = await self._conn.read_pdu()
             if pdu.type == PduType.ABORT:
                 raise AssociationAbortedError(decode_abort(pdu.body), "peer aborted the association")
             if pdu.type != PduType.P_DATA_TF:
@@ -174,11 +163,12 @@ class Association:
 
     async def release(self) -> bool:
         """A-RELEASE; True if the peer answered A-RELEASE-RP (some just close, which is fine)."""
-        self._writer.write(encode_release_request())
-        pdu = await read_pdu(self._reader, self._limits)
+        self._conn.write(encode_release_request())
+        pdu = await self._conn.read_pdu()
         return pdu.type == PduType.RELEASE_RP
 
     def abort(self) -> None:
         """A-ABORT from our side: the polite way out when a budget or deadline ends the work."""
-        if not self._writer.is_closing():
-            self._writer.write(encode_abort())
+        with suppress(OSError, PeerClosedError, DicomProtocolError):  # already gone: no goodbye needed
+            self._conn.write(encode_abort())
+        self._conn.close()

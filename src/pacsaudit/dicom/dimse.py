@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pacsaudit.dicom.pdu import DicomProtocolError
 
@@ -50,14 +51,24 @@ def encode_command_set(elements: dict[int, bytes]) -> bytes:
 
 
 def encode_c_echo_rq(message_id: int, sop_class: str) -> bytes:
-    return encode_command_set(
+    head, tail = _c_echo_template(sop_class)
+    return head + struct.pack("<H", message_id) + tail
+
+
+@lru_cache(maxsize=8)
+def _c_echo_template(sop_class: str) -> tuple[bytes, bytes]:
+    """The C-ECHO-RQ around its 2-byte message ID, encoded once (a sweep sends thousands)."""
+    marker = b"\xa5\x5a"
+    encoded = encode_command_set(
         {
             TAG_AFFECTED_SOP_CLASS: _ui(sop_class),
             TAG_COMMAND_FIELD: struct.pack("<H", C_ECHO_RQ),
-            TAG_MESSAGE_ID: struct.pack("<H", message_id),
+            TAG_MESSAGE_ID: marker,
             TAG_DATA_SET_TYPE: struct.pack("<H", NO_DATA_SET),
         }
     )
+    at = encoded.index(_ELEMENT.pack(0, TAG_MESSAGE_ID & 0xFFFF, 2) + marker) + 8
+    return encoded[:at], encoded[at + 2 :]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pacsaudit.dicom.constants import APPLICATION_CONTEXT, PduType
 
@@ -33,6 +34,8 @@ __all__ = [
 
 _HEADER = struct.Struct(">BBL")
 _ITEM_HEADER = struct.Struct(">BBH")
+_PROTOCOL_VERSION = struct.pack(">HH", 1, 0)
+_RESERVED_32 = bytes(32)
 
 
 class DicomProtocolError(Exception):
@@ -108,24 +111,32 @@ def _item(item_type: int, body: bytes) -> bytes:
 
 def encode_associate_request(rq: AssociateRequest) -> bytes:
     """A-ASSOCIATE-RQ (PS3.8 9.3.2) with the application context, contexts and user information."""
+    items = _request_items(
+        rq.contexts, rq.max_pdu_length, rq.implementation_class_uid, rq.implementation_version_name
+    )
+    body = _PROTOCOL_VERSION + _ae_field(rq.called_ae) + _ae_field(rq.calling_ae) + _RESERVED_32 + items
+    return _HEADER.pack(PduType.ASSOCIATE_RQ, 0, len(body)) + body
+
+
+@lru_cache(maxsize=64)
+def _request_items(
+    contexts: tuple[PresentationContext, ...],
+    max_pdu_length: int,
+    implementation_class_uid: str,
+    implementation_version_name: str | None,
+) -> bytes:
+    """The variable items, identical for every request of a scan: encoded once."""
     items = [_item(0x10, _uid(APPLICATION_CONTEXT))]
-    for pc in rq.contexts:
+    for pc in contexts:
         sub = _item(0x30, _uid(pc.abstract_syntax)) + b"".join(
             _item(0x40, _uid(ts)) for ts in pc.transfer_syntaxes
         )
         items.append(_item(0x20, bytes((pc.context_id, 0, 0, 0)) + sub))
-    user = _item(0x51, struct.pack(">L", rq.max_pdu_length)) + _item(0x52, _uid(rq.implementation_class_uid))
-    if rq.implementation_version_name:
-        user += _item(0x55, rq.implementation_version_name.encode("ascii"))
+    user = _item(0x51, struct.pack(">L", max_pdu_length)) + _item(0x52, _uid(implementation_class_uid))
+    if implementation_version_name:
+        user += _item(0x55, implementation_version_name.encode("ascii"))
     items.append(_item(0x50, user))
-    body = (
-        struct.pack(">HH", 1, 0)
-        + _ae_field(rq.called_ae)
-        + _ae_field(rq.calling_ae)
-        + bytes(32)
-        + b"".join(items)
-    )
-    return _HEADER.pack(PduType.ASSOCIATE_RQ, 0, len(body)) + body
+    return b"".join(items)
 
 
 def encode_p_data(values: list[PresentationDataValue]) -> bytes:

@@ -4,21 +4,21 @@ The 6-byte header is judged first: its type must be one a server may send, and i
 sane for that type (an A-ASSOCIATE-RJ is 4 bytes, not 4 GB). Bytes that are not DICOM at
 all (HTTP, TLS, SSH, a text banner) are told apart from DICOM-shaped bytes that break the
 protocol, because a census wants to know which of the two a port is.
-Time bounds are the caller's (one `asyncio.timeout` around the whole exchange).
+`transport.PduTransport` applies these checks as bytes arrive.
 """
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from dataclasses import dataclass
 
 from pacsaudit.dicom.constants import PduType
 from pacsaudit.dicom.pdu import DicomProtocolError
 
-__all__ = ["NotDicomError", "Pdu", "PduLimits", "PeerClosedError", "classify_foreign_bytes", "read_pdu"]
+__all__ = ["NotDicomError", "Pdu", "PduLimits", "PeerClosedError", "check_header", "classify_foreign_bytes"]
 
 _HEADER = struct.Struct(">BBL")
+_PDU_TYPES = frozenset(int(t) for t in PduType)
 
 
 class NotDicomError(Exception):
@@ -62,22 +62,13 @@ def classify_foreign_bytes(head: bytes) -> str | None:
         return "TLS"
     if head[:4] in (b"220 ", b"220-"):
         return "FTP/SMTP banner"
-    if head[0] not in PduType._value2member_map_ and (head[0] > 0x1F or head[1:2] != b"\x00"):
+    if head[0] not in _PDU_TYPES and (head[0] > 0x1F or head[1:2] != b"\x00"):
         return "unknown protocol"
     return None
 
 
-async def read_pdu(reader: asyncio.StreamReader, limits: PduLimits) -> Pdu:
-    """Read one whole PDU; raise `PeerClosedError`, `NotDicomError` or `DicomProtocolError`."""
-    try:
-        head = await reader.readexactly(6)
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            raise PeerClosedError("peer closed the connection without answering") from None
-        foreign = classify_foreign_bytes(exc.partial + b"\x00")
-        if foreign:
-            raise NotDicomError(f"{foreign} ({len(exc.partial)} bytes, then closed)") from None
-        raise DicomProtocolError(f"truncated PDU header ({len(exc.partial)} of 6 bytes)") from None
+def check_header(head: bytes, limits: PduLimits) -> tuple[int, int]:
+    """Judge a 6-byte PDU header before its body is read: (type, length), or why not."""
     foreign = classify_foreign_bytes(head)
     if foreign:
         raise NotDicomError(foreign)
@@ -87,12 +78,4 @@ async def read_pdu(reader: asyncio.StreamReader, limits: PduLimits) -> Pdu:
         raise DicomProtocolError(f"unexpected PDU type 0x{pdu_type:02x} from a server")
     if length > limit:
         raise DicomProtocolError(f"PDU type 0x{pdu_type:02x} announces {length} bytes (limit {limit})")
-    if pdu_type in (PduType.ASSOCIATE_RJ, PduType.ABORT) and length != 4:
-        raise DicomProtocolError(f"PDU type 0x{pdu_type:02x} announces {length} bytes, not 4")
-    try:
-        body = await reader.readexactly(length)
-    except asyncio.IncompleteReadError as exc:
-        raise DicomProtocolError(
-            f"truncated PDU type 0x{pdu_type:02x}: {len(exc.partial)} of {length} bytes, then closed"
-        ) from None
-    return Pdu(pdu_type, body)
+    return pdu_type, length

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from pacsaudit.discovery.limits import HostLimiter, RateLimiter
 from pacsaudit.model import Status
 
-__all__ = ["ConnectFailedError", "Connection", "Connector", "status_of_os_error"]
+__all__ = ["ClosableProtocol", "ConnectFailedError", "Connector", "status_of_os_error"]
 
-_READ_BUFFER = 256 * 1024
+
+class ClosableProtocol(Protocol):
+    """What the connector needs of a probe's asyncio protocol: a way to hang up."""
+
+    def close(self) -> None: ...
+
+
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 
 class ConnectFailedError(Exception):
     def __init__(self, status: Status, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(slots=True)
-class Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
 
 
 def status_of_os_error(exc: OSError) -> Status:
@@ -43,29 +42,58 @@ def status_of_os_error(exc: OSError) -> Status:
 
 
 class Connector:
-    """Opens connections for probes: rate-limited, per-host-capped, bounded in time."""
+    """Opens connections for probes: rate-limited, per-host-capped, bounded in time.
+
+    The probe brings its own asyncio protocol (`protocol_factory`): DICOM's PDU reader, an
+    HTTP client's, a TLS wrapper; the connector only decides when and whether to connect.
+    """
 
     def __init__(self, *, timeout: float, rate: float, per_host: int) -> None:
         self.timeout = timeout
-        self._rate = RateLimiter(rate)
-        self._hosts = HostLimiter(per_host)
+        self.rate = RateLimiter(rate)
+        self.hosts = HostLimiter(per_host)
 
-    @asynccontextmanager
-    async def open(self, ip: str, port: int) -> AsyncIterator[Connection]:
-        """Yield an open connection; raise `ConnectFailedError` with the status if there is none."""
-        async with self._hosts.slot(ip):
-            await self._rate.wait()
+    def open(self, ip: str, port: int, protocol_factory: Callable[[], P]) -> _Opening[P]:
+        """`async with connector.open(...) as protocol:` the connected protocol, closed on exit.
+
+        Raises `ConnectFailedError` with the status when there is no connection.
+        """
+        return _Opening(self, ip, port, protocol_factory)
+
+
+class _Opening(Generic[P]):
+    """The async context manager of one connection (a class: the scan's hottest path)."""
+
+    __slots__ = ("_connector", "_factory", "_ip", "_port", "_transport")
+
+    def __init__(self, connector: Connector, ip: str, port: int, factory: Callable[[], P]) -> None:
+        self._connector = connector
+        self._ip = ip
+        self._port = port
+        self._factory = factory
+        self._transport: asyncio.BaseTransport | None = None
+
+    async def __aenter__(self) -> P:
+        connector = self._connector
+        await connector.hosts.acquire(self._ip)
+        try:
+            if connector.rate.interval:
+                await connector.rate.wait()
+            loop = asyncio.get_running_loop()
             try:
-                async with asyncio.timeout(self.timeout):
-                    reader, writer = await asyncio.open_connection(ip, port, limit=_READ_BUFFER)
+                async with asyncio.timeout(connector.timeout):
+                    transport, protocol = await loop.create_connection(self._factory, self._ip, self._port)
             except TimeoutError:
                 raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
             except OSError as exc:
                 raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                yield Connection(reader, writer)
-            finally:
-                writer.close()
+        except BaseException:
+            connector.hosts.release(self._ip)
+            raise
+        self._transport = transport
+        return protocol
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        self._connector.hosts.release(self._ip)

@@ -35,7 +35,7 @@ async def scan_endpoint(
     connected = False
     deadline = asyncio.timeout(ctx.settings.deadline)
     try:
-        async with deadline, ctx.connector.open(ip, port) as conn:
+        async with deadline, ctx.connector.open(ip, port, ctx.transport) as conn:
             connected = True
             await probe_dicom(conn, ip, port, ctx, block)
     except ConnectFailedError as exc:

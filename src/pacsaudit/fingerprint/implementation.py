@@ -122,6 +122,12 @@ def identify(
     name = _clean(implementation_version_name)
     if not uid and not name:
         return None
+    return _identify_clean(uid, name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _identify_clean(uid: str, name: str) -> Identification | None:
+    """Memoised: a sweep meets the same few identities thousands of times."""
     for signature in _signatures():
         found = signature.match(uid, name)
         if found is not None:

@@ -29,6 +29,7 @@ from pacsaudit.model import AssociationOutcome, Status
 __all__ = [
     "LAB_FLEET",
     "LabMember",
+    "LabServer",
     "RunningFleet",
     "ThreadedFleet",
     "many_members",
@@ -100,7 +101,13 @@ def _archive(
 
 
 def _hostile(
-    kind: HostileKind, last_octet: int, port: int, expected: str, status: Status | None
+    kind: HostileKind,
+    last_octet: int,
+    port: int,
+    expected: str,
+    status: Status | None,
+    *,
+    association: AssociationOutcome | None = None,
 ) -> LabMember:
     return LabMember(
         name=str(kind),
@@ -110,6 +117,7 @@ def _hostile(
         behaviour=kind,
         expected=expected,
         expected_status=status,
+        expected_association=association,
     )
 
 
@@ -343,15 +351,13 @@ LAB_FLEET: Final[tuple[LabMember, ...]] = (
     _hostile(HostileKind.RST, 47, 11112, "resets at once: connection-reset", Status.CONNECTION_RESET),
     _hostile(HostileKind.GARBAGE, 48, 2762, "64 bytes of noise: not-dicom", Status.NOT_DICOM),
     _hostile(HostileKind.SSH_BANNER, 49, 11112, "an SSH server: not-dicom", Status.NOT_DICOM),
-    LabMember(
-        name=str(HostileKind.SILENT_AFTER_AC),
-        description="hostile peer: accepts any association, then never answers",
-        host="127.77.0.50",
-        port=11112,
-        behaviour=HostileKind.SILENT_AFTER_AC,
-        expected="accepted, then C-ECHO unanswered (echo not true) and the release times out",
-        expected_status=None,
-        expected_association="accepted",
+    _hostile(
+        HostileKind.SILENT_AFTER_AC,
+        50,
+        11112,
+        "accepted, then C-ECHO unanswered (echo not true) and the release times out",
+        None,
+        association="accepted",
     ),
     _hostile(
         HostileKind.BAD_AC,
@@ -364,13 +370,14 @@ LAB_FLEET: Final[tuple[LabMember, ...]] = (
 """The built-in lab, in the order `pacsaudit lab` lists it."""
 
 
-Server = SimulatedPacs | HostileServer
+LabServer = SimulatedPacs | HostileServer
+"""What a started member is."""
 
 
 class RunningFleet:
     """Started lab members. `close()` or `async with` stops them all."""
 
-    def __init__(self, servers: Sequence[tuple[LabMember, Server]]) -> None:
+    def __init__(self, servers: Sequence[tuple[LabMember, LabServer]]) -> None:
         self.servers = list(servers)
 
     @property
@@ -389,7 +396,7 @@ class RunningFleet:
         await self.close()
 
 
-async def _start_member(member: LabMember, port: int) -> Server:
+async def _start_member(member: LabMember, port: int) -> LabServer:
     if isinstance(member.behaviour, HostileKind):
         return await start_hostile(member.behaviour, member.host, port)
     return await start_simulated_pacs(member.behaviour, member.host, port)
@@ -400,7 +407,7 @@ async def start_fleet(members: Iterable[LabMember] = LAB_FLEET, *, any_port: boo
 
     If one cannot start (its port is taken, say), those already started are closed again.
     """
-    started: list[tuple[LabMember, Server]] = []
+    started: list[tuple[LabMember, LabServer]] = []
     try:
         for member in members:
             started.append((member, await _start_member(member, 0 if any_port else member.port)))
@@ -462,7 +469,7 @@ class ThreadedFleet:
         return self._fleet.endpoints if self._fleet is not None else []
 
     @property
-    def servers(self) -> list[tuple[LabMember, Server]]:
+    def servers(self) -> list[tuple[LabMember, LabServer]]:
         """The servers, for their counters; read them, do not call them, from another thread."""
         return list(self._fleet.servers) if self._fleet is not None else []
 
@@ -483,6 +490,9 @@ class ThreadedFleet:
                 loop.call_soon_threadsafe(stop.set)
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._error is not None and self._fleet is not None:  # started, then failed to close
+            error, self._error = self._error, None
+            raise error
 
     def __enter__(self) -> ThreadedFleet:
         return self

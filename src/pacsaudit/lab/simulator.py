@@ -371,7 +371,7 @@ def encode_accept(request: bytes, policy: PacsPolicy | None = None) -> bytes:
 
 
 _Reply = tuple[bytes, bool]
-"""Bytes to send, and whether to close the connection after them."""
+"""Bytes to send, and whether the association is over once they are sent."""
 
 
 class _Association:
@@ -569,8 +569,12 @@ class _Connection(asyncio.Protocol):
         then sometimes reports an abort instead of the reject. The ARTIM timer bounds the wait.
         """
         self._done = True
-        if self._transport is not None and reply:
-            self._transport.write(reply)
+        if self._transport is None:
+            return
+        if not reply:  # the peer aborted: nothing to wait for (PS3.8 AA-3)
+            self._transport.close()
+            return
+        self._transport.write(reply)
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._loop.call_later(self._pacs.artim_timeout, self.abort)
@@ -609,9 +613,7 @@ class SimulatedPacs:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Connection(self), require_loopback(host), port, reuse_address=True
-        )
+        self._server = await loop.create_server(lambda: _Connection(self), require_loopback(host), port)
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
 
     async def close(self) -> None:

@@ -23,7 +23,11 @@ class JsonlWriter:
         self.written = 0
 
     def write(self, result: EndpointResult) -> None:
-        self._out.write(result.model_dump_json() + "\n")
+        self.write_line(result.model_dump_json())
+
+    def write_line(self, line: str) -> None:
+        """A line already serialised (by a worker process), without its newline."""
+        self._out.write(line + "\n")
         self.written += 1
         self._pending += 1
         if self._pending >= self._flush_every:

@@ -16,7 +16,7 @@ acceptance, at a busy server, or at the endpoint's deadline (enforced by the cal
 from __future__ import annotations
 
 import asyncio
-import random
+import os
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +41,8 @@ from pacsaudit.dicom.constants import (
     IMPLICIT_VR_LE,
     reject_words,
 )
-from pacsaudit.discovery import ConnectFailedError, Connection, Connector, status_of_os_error
+from pacsaudit.dicom.transport import PduTransport
+from pacsaudit.discovery import ConnectFailedError, Connector, status_of_os_error
 from pacsaudit.fingerprint import called_ae_dictionary, calling_ae_dictionary, identify
 from pacsaudit.model import DicomBlock, RejectInfo, Status
 from pacsaudit.probes.session import SESSION_PROBES, SessionProbe
@@ -52,9 +53,13 @@ __all__ = ["DicomProbeContext", "probe_dicom", "random_ae_title", "status_of_exc
 _TITLE_REASONS = frozenset({1, 3, 7})
 
 
+_CAPITALS = string.ascii_uppercase.encode() * 10  # byte -> capital, near-uniform (256 % 26 = 22)
+_TO_CAPITALS = bytes(_CAPITALS[b] for b in range(256))
+
+
 def random_ae_title() -> str:
     """`PA` (pacsaudit) + 10 random capitals: a title no administrator configures."""
-    return "PA" + "".join(random.choices(string.ascii_uppercase, k=10))
+    return "PA" + os.urandom(10).translate(_TO_CAPITALS).decode()
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,10 @@ class DicomProbeContext:
     session_probes: tuple[SessionProbe, ...] = SESSION_PROBES
     called_titles: tuple[str, ...] = field(default_factory=tuple)
     calling_titles: tuple[str, ...] = field(default_factory=tuple)
+
+    def transport(self) -> PduTransport:
+        """A fresh protocol for one connection: the factory the connector calls."""
+        return PduTransport(self.limits, self.settings.timeout)
 
     @classmethod
     def create(
@@ -129,15 +138,15 @@ class _Search:
         self.stranger = (random_ae_title(), random_ae_title())
         self.refused: set[tuple[str, str]] = set()
 
-    async def attempt(self, called: str, calling: str, conn: Connection | None = None) -> AssociationReply:
+    async def attempt(self, called: str, calling: str, conn: PduTransport | None = None) -> AssociationReply:
         """One association request (on `conn`, or a new connection); runs the session if accepted."""
         if conn is None:
             await asyncio.sleep(self.ctx.settings.ae_pause)
-            async with self.ctx.connector.open(self.ip, self.port) as fresh:
+            async with self.ctx.connector.open(self.ip, self.port, self.ctx.transport) as fresh:
                 return await self._exchange(fresh, called, calling)
         return await self._exchange(conn, called, calling)
 
-    async def _exchange(self, conn: Connection, called: str, calling: str) -> AssociationReply:
+    async def _exchange(self, conn: PduTransport, called: str, calling: str) -> AssociationReply:
         settings = self.ctx.settings
         request = AssociateRequest(
             called_ae=called,
@@ -148,12 +157,11 @@ class _Search:
             implementation_version_name=IMPLEMENTATION_VERSION_NAME,
         )
         self.block.ae_attempts += 1
-        async with asyncio.timeout(settings.timeout):
-            reply, association = await request_association(conn.reader, conn.writer, request, self.ctx.limits)
+        reply, association = await request_association(conn, request)
         self.block.detected = True
         if association is None:
             # Close now: some servers (Orthanc) serve the next association only after this one is gone.
-            conn.writer.close()
+            conn.close()
             if reply.reject is None or reply.reject.result != 2:  # "busy" says nothing about titles
                 self.refused.add((called, calling))
         else:
@@ -187,8 +195,7 @@ class _Search:
         settings = self.ctx.settings
         for probe in self.ctx.session_probes:
             try:
-                async with asyncio.timeout(settings.timeout):
-                    await probe.run(association, self.block, settings)
+                await probe.run(association, self.block, settings)
             except (
                 TimeoutError,
                 OSError,
@@ -202,8 +209,7 @@ class _Search:
                 association.abort()
                 return
         try:
-            async with asyncio.timeout(settings.timeout):
-                await association.release()
+            await association.release()
         except (TimeoutError, OSError, DicomProtocolError, NotDicomError, PeerClosedError):
             association.abort()
 
@@ -230,7 +236,7 @@ class _Search:
 
 
 async def probe_dicom(
-    conn: Connection, ip: str, port: int, ctx: DicomProbeContext, block: DicomBlock
+    conn: PduTransport, ip: str, port: int, ctx: DicomProbeContext, block: DicomBlock
 ) -> None:
     """Fill `block` for one endpoint; `conn` is the discovery connection, used for the stranger test.
 

@@ -66,6 +66,11 @@ class TargetStream:
     def __iter__(self) -> Iterator[Endpoint]:
         return self.iter_from(0)
 
+    @property
+    def reusable(self) -> bool:
+        """Whether the stream can be iterated more than once (not if it reads standard input)."""
+        return STDIN not in self._files
+
     def iter_from(self, start: int) -> Iterator[Endpoint]:
         """Endpoints from position `start` on. Ranges are entered by arithmetic, not by walking,
         so resuming deep inside a /8 is immediate; earlier file lines are still read (not expanded).

@@ -1,0 +1,175 @@
+"""One scan over several processes of this machine: an event loop per core.
+
+On a sweep the scanner's CPU is the limit and one asyncio loop uses one core. Each worker
+is forked with the (lazy) target stream, keeps the endpoints of its shard (by a hash of the
+address, so every port of a host stays with one worker and per-host limits still hold),
+and runs the ordinary `run_scan` with its share of the concurrency and the rate. Workers
+send finished JSON lines through a pipe; the parent writes them out as they come and merges
+the running totals for the progress bar. A worker that dies loses only its own in-flight
+endpoints; the others' results are all kept and the failure is reported.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import selectors
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.connection import Connection
+
+from pacsaudit.config import ScanSettings
+from pacsaudit.engine.local import ScanTotals, run_scan
+from pacsaudit.engine.runner import run
+from pacsaudit.model import EndpointResult
+from pacsaudit.targets import Endpoint, ExclusionList
+
+__all__ = ["WorkerFailedError", "run_scan_processes", "shard_of"]
+
+_PROGRESS_EVERY = 0.2
+
+
+class WorkerFailedError(RuntimeError):
+    """A worker process ended without reporting its totals; its shard is incomplete."""
+
+
+def shard_of(endpoint: Endpoint, workers: int) -> int:
+    """The worker that owns `endpoint`: a stable hash of its address (or hostname)."""
+    key = endpoint.ip or endpoint.hostname or ""
+    return zlib.crc32(key.encode()) % workers
+
+
+def _shard(endpoints: Iterable[Endpoint], shard: int, workers: int) -> Iterator[Endpoint]:
+    return (ep for ep in endpoints if shard_of(ep, workers) == shard)
+
+
+def _work(
+    shard: int,
+    workers: int,
+    endpoints: Iterable[Endpoint],
+    settings: ScanSettings,
+    exclusions: ExclusionList | None,
+    out_fd: int,
+    report: Connection,
+) -> None:
+    """A worker's whole life: scan the shard, stream JSON lines to `out_fd`, report totals."""
+    out = os.fdopen(out_fd, "w", encoding="utf-8", buffering=1 << 16)
+    last = time.monotonic()
+
+    def emit(result: EndpointResult) -> None:
+        out.write(result.model_dump_json())
+        out.write("\n")
+
+    def progress(totals: ScanTotals) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _PROGRESS_EVERY:
+            last = now
+            out.flush()
+            report.send(("progress", totals))
+
+    totals = run(
+        run_scan(_shard(endpoints, shard, workers), settings, emit, exclusions=exclusions, on_done=progress)
+    )
+    out.flush()
+    out.close()
+    report.send(("done", totals))
+    report.close()
+
+
+def _share(settings: ScanSettings, workers: int) -> ScanSettings:
+    """Each worker's part of the global limits."""
+    return settings.model_copy(
+        update={
+            "concurrency": max(1, settings.concurrency // workers),
+            "rate": settings.rate / workers,
+        }
+    )
+
+
+def run_scan_processes(
+    endpoints: Iterable[Endpoint],
+    settings: ScanSettings,
+    workers: int,
+    write_line: Callable[[str], None],
+    *,
+    exclusions: ExclusionList | None = None,
+    on_progress: Callable[[ScanTotals], None] | None = None,
+) -> ScanTotals:
+    """Scan with `workers` processes; `write_line` gets each JSON line (no newline) in the parent."""
+    context = multiprocessing.get_context("fork")
+    share = _share(settings, workers)
+    selector = selectors.DefaultSelector()
+    processes = []
+    buffers: dict[int, bytes] = {}
+    latest: dict[int, ScanTotals] = {}
+    finished: dict[int, ScanTotals] = {}
+    for shard in range(workers):
+        read_fd, write_fd = os.pipe()
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_work,
+            args=(shard, workers, endpoints, share, exclusions, write_fd, send),
+            name=f"pacsaudit-worker-{shard}",
+            daemon=True,
+        )
+        process.start()
+        os.close(write_fd)
+        send.close()
+        processes.append(process)
+        buffers[read_fd] = b""
+        selector.register(read_fd, selectors.EVENT_READ, ("lines", shard))
+        selector.register(receive, selectors.EVENT_READ, ("report", shard))
+    open_channels = 2 * workers
+    while open_channels:
+        for key, _ in selector.select(timeout=1.0):
+            kind, shard = key.data
+            if kind == "lines":
+                fd = int(key.fd)
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(fd)
+                    os.close(fd)
+                    open_channels -= 1
+                    continue
+                *lines, buffers[fd] = (buffers[fd] + chunk).split(b"\n")
+                for line in lines:
+                    write_line(line.decode("utf-8"))
+            else:
+                conn: Connection = key.fileobj  # type: ignore[assignment]
+                try:
+                    message, totals = conn.recv()
+                except EOFError:
+                    selector.unregister(conn)
+                    conn.close()
+                    open_channels -= 1
+                    continue
+                latest[shard] = totals
+                if message == "done":
+                    finished[shard] = totals
+                if on_progress is not None:
+                    on_progress(merge_totals(latest.values()))
+    selector.close()
+    for process in processes:
+        process.join()
+    merged = merge_totals(finished.values())
+    lost = [shard for shard in range(workers) if shard not in finished]
+    if lost:
+        raise WorkerFailedError(f"worker(s) {lost} died; their shards are incomplete")
+    return merged
+
+
+def merge_totals(parts: Iterable[ScanTotals]) -> ScanTotals:
+    merged = ScanTotals()
+    for part in parts:
+        merged.endpoints += part.endpoints
+        merged.open += part.open
+        merged.dicom += part.dicom
+        merged.open_to_any_ae += part.open_to_any_ae
+        merged.excluded += part.excluded
+        for status, count in part.by_status.items():
+            merged.by_status[status] = merged.by_status.get(status, 0) + count
+        for product, count in part.by_product.items():
+            merged.by_product[product] = merged.by_product.get(product, 0) + count
+    return merged
