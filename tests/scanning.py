@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, NoReturn
+
+import pytest
 
 from pacsaudit.config import ScanSettings
 from pacsaudit.engine import run, run_scan
@@ -23,3 +26,10 @@ def scan_endpoints(targets: list[str], ports: list[int], **settings: Any) -> lis
 def scan_one(host: str, port: int, **settings: Any) -> EndpointResult:
     (result,) = scan_endpoints([host], [port], **settings)
     return result
+
+
+def missing_software(message: str) -> NoReturn:
+    """Skip when real PACS software is absent, except under `./run test` (which installs it): fail there."""
+    if os.environ.get("REQUIRE_PACS_SERVERS"):
+        pytest.fail(f"{message}, and REQUIRE_PACS_SERVERS is set")
+    pytest.skip(message)

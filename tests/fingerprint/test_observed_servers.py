@@ -19,6 +19,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from integration.servers import LOOPBACK, dcmqrscp, orthanc, orthanc_binary, try_association
 from pacsaudit.fingerprint import Identification, identify
+from scanning import missing_software
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ def test_pynetdicom_scp_sends_its_own_identity(pynetdicom_scp: int) -> None:
 
 def test_dcmqrscp_sends_dcmtks_pair(tmp_path: Path) -> None:
     if shutil.which("dcmqrscp") is None:
-        pytest.skip("dcmqrscp (DCMTK) is not installed")
+        missing_software("dcmqrscp (DCMTK) is not installed")
     with dcmqrscp(tmp_path) as server:
         answer = try_association(server.host, server.port, called=server.aet, calling="PACSAUDIT")
 
@@ -75,7 +76,7 @@ def test_dcmqrscp_sends_dcmtks_pair(tmp_path: Path) -> None:
 
 def test_orthanc_sends_the_same_pair_as_dcmtk(tmp_path: Path) -> None:
     if orthanc_binary() is None:
-        pytest.skip("Orthanc is not installed")
+        missing_software("Orthanc is not installed")
     with orthanc(tmp_path) as server:
         answer = try_association(server.host, server.port, called=server.aet, calling="PACSAUDIT")
 

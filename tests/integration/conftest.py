@@ -3,7 +3,8 @@
 Each fixture starts its server once (about 0.1 s here) and stops it at the end of the
 session; tests must not change a shared server's state in ways other tests would notice.
 A test that needs its own server calls ``servers.orthanc`` / ``servers.dcmqrscp`` directly
-with ``tmp_path``. Missing software skips the tests that need it instead of failing them.
+with ``tmp_path``. Missing software skips the tests that need it, except under `./run test`
+(REQUIRE_PACS_SERVERS=1), which installs it and so fails instead.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from collections.abc import Iterator
 import pytest
 from servers import ACME_CALLING_AET, RunningServer, dcmqrscp, orthanc, orthanc_binary
 
+from scanning import missing_software
+
 
 def _require_orthanc() -> None:
     if orthanc_binary() is None:
-        pytest.skip("Orthanc is not installed")
+        missing_software("Orthanc is not installed")
 
 
 def _require_dcmqrscp() -> None:
     if shutil.which("dcmqrscp") is None:
-        pytest.skip("dcmqrscp (DCMTK) is not installed")
+        missing_software("dcmqrscp (DCMTK) is not installed")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ the lazy stream, so at most `concurrency` endpoints are in flight whatever the t
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -46,12 +47,16 @@ class ScanTotals:
 
 
 async def _resolve(hostname: str) -> str | None:
+    """The first address of a hostname, IPv4 preferred (as nmap does), without blocking the loop."""
     loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(hostname, None, type=1)  # SOCK_STREAM
-    except OSError:
-        return None
-    return str(infos[0][4][0]) if infos else None
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            infos = await loop.getaddrinfo(hostname, None, family=family, type=socket.SOCK_STREAM)
+        except OSError:
+            continue
+        if infos:
+            return str(infos[0][4][0])
+    return None
 
 
 async def run_scan(
