@@ -79,6 +79,18 @@ def scan(
     max_ae_attempts: Annotated[
         int | None, typer.Option("--max-ae-attempts", help="Associations per endpoint.")
     ] = None,
+    census: Annotated[
+        bool, typer.Option("--census", help="Count patients, studies, series, instances a stranger can list.")
+    ] = False,
+    max_queries: Annotated[
+        int | None, typer.Option("--max-queries", help="C-FIND budget per endpoint.")
+    ] = None,
+    query_pause: Annotated[
+        float | None, typer.Option("--query-pause", help="Seconds between C-FINDs.")
+    ] = None,
+    census_time: Annotated[
+        float | None, typer.Option("--census-time", help="Seconds one endpoint's census may take.")
+    ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", help="Processes to scan with (1 per core).")
     ] = None,
@@ -100,6 +112,10 @@ def scan(
             ae_dictionary=False if no_ae_dictionary else None,
             max_ae_attempts=max_ae_attempts,
             workers=workers,
+            census=census or None,
+            max_queries=max_queries,
+            query_pause=query_pause,
+            census_time=census_time,
             emit_all=emit_all or None,
         )
         exclusions = ExclusionList.from_specs(

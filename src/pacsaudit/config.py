@@ -56,6 +56,18 @@ class ScanSettings(BaseModel):
     """Pause before the one retry after a transient (busy) rejection."""
     max_pdu_length: int = Field(default=65536, ge=4096)
     """The maximum PDU length pacsaudit announces, and the bound on P-DATA it accepts."""
+    census: bool = False
+    """Count what a stranger can enumerate through C-FIND (patients, studies, series, instances)."""
+    max_queries: int = Field(default=300, ge=1)
+    """C-FIND requests one endpoint's census may send."""
+    query_pause: float = Field(default=0.05, ge=0)
+    """Pause between two C-FIND requests to one endpoint."""
+    census_time: float = Field(default=300.0, gt=0)
+    """Seconds one endpoint's census may take; the endpoint deadline grows by this much."""
+    max_answers: int = Field(default=2_000_000, ge=1)
+    """C-FIND answers one endpoint's census may read in total."""
+    max_answers_per_query: int = Field(default=20_000, ge=1)
+    """Answers read from one C-FIND before a C-CANCEL (a server streaming endlessly is cut off here)."""
     workers: int = Field(default=1, ge=1, le=256)
     """Processes to scan with (one event loop each); concurrency and rate are shared among them."""
     emit_all: bool = False

@@ -17,8 +17,15 @@ __all__ = [
     "AssociationOutcome",
     "DicomBlock",
     "EndpointResult",
+    "Evidence",
+    "FindRefusal",
     "RejectInfo",
+    "SensitiveShapes",
+    "ServiceEvidence",
+    "Services",
     "Status",
+    "StudyCounts",
+    "StudyYears",
 ]
 
 
@@ -67,6 +74,80 @@ class RejectInfo(_Block):
     reason_text: str
 
 
+Evidence = Literal["verified", "negotiated", "refused", "not-accepted"]
+"""How a service's availability is known: a real operation succeeded (`verified`), only its
+presentation context was accepted (`negotiated`), the operation was refused (`refused`), or
+the context itself was rejected (`not-accepted`)."""
+
+
+class Services(_Block):
+    """Which DIMSE services a stranger's association may use (PS3.4 Q/R and Storage)."""
+
+    find: bool | None = None
+    move: bool | None = None
+    get: bool | None = None
+    store: bool | None = None
+
+
+class ServiceEvidence(_Block):
+    find: Evidence | None = None
+    move: Evidence | None = None
+    get: Evidence | None = None
+    store: Evidence | None = None
+
+
+class FindRefusal(_Block):
+    """How a server that accepted the C-FIND context refused the operation itself."""
+
+    kind: Literal["status", "abort", "closed", "timeout"]
+    status: int | None = None
+    """The C-FIND-RSP status, when the refusal was a status."""
+    status_text: str | None = None
+    abort_source: int | None = None
+    abort_reason: int | None = None
+
+
+class StudyCounts(_Block):
+    """What a stranger can enumerate. With `complete` false, every number is a lower bound."""
+
+    patients: int | None = None
+    studies: int | None = None
+    series: int | None = None
+    instances: int | None = None
+    complete: bool = False
+    queries: int = 0
+    """C-FIND requests sent to obtain these numbers."""
+    capped: bool = False
+    """The server cut a C-FIND answer short (a result cap), so the queries were split."""
+    cap: int | None = None
+    """The largest answer seen from a capped query: the server's cap, as far as it shows."""
+    split: list[Literal["study-date", "patient-id"]] = Field(default_factory=list)
+    """The keys used to split capped queries, in the order they were needed."""
+    counted_from: Literal["study-keys", "series-level", "image-level"] | None = None
+    """Where series/instance numbers came from: the NumberOf... keys, or hierarchical queries."""
+    incomplete_reason: str | None = None
+
+
+class StudyYears(_Block):
+    """Study dates reduced to years (HIPAA Safe Harbor keeps only the year)."""
+
+    min: int | None = None
+    max: int | None = None
+    per_year: dict[str, int] = Field(default_factory=dict)
+    undated: int = 0
+
+
+class SensitiveShapes(_Block):
+    """Counts of identifiers *shaped* like sensitive numbers: shapes, not proof; never the values."""
+
+    ssn_shaped: int = 0
+    """Distinct patients whose PatientID or OtherPatientIDs looks like a valid US SSN."""
+    military_id_shaped: int = 0
+    """Distinct patients whose PatientID or OtherPatientIDs is 10 digits (DoD ID-like; many MRNs too)."""
+    studies_with_institution: int = 0
+    """Studies whose answer carried a non-empty InstitutionName."""
+
+
 class DicomBlock(_Block):
     """What the DICOM upper-layer probe learnt about an endpoint."""
 
@@ -100,6 +181,16 @@ class DicomBlock(_Block):
     max_pdu_length: int | None = None
     accepted_contexts: list[str] = Field(default_factory=list)
     """Abstract syntax UIDs of the presentation contexts the peer accepted."""
+    services: Services | None = None
+    """Set once an association was accepted: which services its contexts allow."""
+    services_evidence: ServiceEvidence | None = None
+    find_refusal: FindRefusal | None = None
+    counts: StudyCounts | None = None
+    """With `--census`: what a stranger can enumerate through C-FIND."""
+    modalities: dict[str, int] | None = None
+    """With `--census`: studies per modality (a study counts once for each modality in it)."""
+    study_dates: StudyYears | None = None
+    sensitive: SensitiveShapes | None = None
 
 
 class EndpointResult(_Block):

@@ -19,6 +19,13 @@ class _FakeTransport(asyncio.Transport):
         super().__init__()
         self.closing = False
         self.written = b""
+        self.paused = False
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += bytes(data)
@@ -120,8 +127,22 @@ def test_silence_is_a_timeout() -> None:
         _read(bytes.fromhex("02 00 00000044"), eof=False, timeout=0.05)
 
 
-def test_unasked_flood_is_cut_off() -> None:
+def test_reading_pauses_past_the_high_water_mark_and_resumes_when_consumed() -> None:
+    """A long answer (or an unasked flood) waits in the kernel, not in pacsaudit's memory."""
     limits = PduLimits(associate_ac=1024, p_data=1024)
-    flood = bytes.fromhex("04 00 00000400") + bytes(1024) + bytes(200_000)
-    with pytest.raises(DicomProtocolError, match="nobody asked for"):
-        _read(flood, limits=limits, eof=False)
+    pdu = bytes.fromhex("04 00 00000400") + bytes(1024)
+
+    async def go() -> tuple[bool, int, bool, int]:
+        proto = PduTransport(limits, read_timeout=1.0)
+        transport = _FakeTransport()
+        proto.connection_made(transport)
+        for _ in range(200):
+            proto.data_received(pdu)
+        paused_after_flood = transport.paused
+        for _ in range(190):
+            await proto.read_pdu()
+        return paused_after_flood, len(proto._buffer), transport.paused, 1024 + 6 + 64 * 1024
+
+    paused, left, still_paused, high_water = asyncio.run(go())
+    assert paused, "reading must stop past the high-water mark"
+    assert not still_paused and left <= high_water // 2, "and resume once the probe has caught up"

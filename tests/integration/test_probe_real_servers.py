@@ -28,7 +28,12 @@ def test_open_orthanc_is_open_to_any_ae(orthanc_open: RunningServer) -> None:
     assert d.version == "3.6.7"
     assert d.echo is True
     assert d.max_pdu_length == 16384
-    assert d.accepted_contexts == ["1.2.840.10008.1.1"]
+    assert d.accepted_contexts[0] == "1.2.840.10008.1.1"
+    # Orthanc accepts every Q/R and storage context from anyone and refuses per request instead.
+    assert d.services is not None and d.services_evidence is not None
+    assert (d.services.find, d.services.move, d.services.get, d.services.store) == (True, True, True, True)
+    assert d.services_evidence.move == "negotiated" and d.services_evidence.find == "negotiated"
+    assert (d.counts, d.find_refusal) == (None, None), "no C-FIND without --census"
 
 
 def test_orthanc_called_aet_check_is_found_through_the_dictionary(
@@ -71,6 +76,8 @@ def test_dcmqrscp_called_check(dcmqrscp_any: RunningServer) -> None:
     assert d.accepted_called_ae == dcmqrscp_any.aet
     assert d.implementation_class_uid == DCMTK_UID
     assert d.echo is True
+    assert d.services is not None
+    assert (d.services.find, d.services.move, d.services.get, d.services.store) == (True, True, True, True)
 
 
 def test_dcmqrscp_calling_check_behind_a_lying_reason(dcmqrscp_restricted: RunningServer) -> None:

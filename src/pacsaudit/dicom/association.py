@@ -6,11 +6,21 @@ in size by its limits; the caller puts one deadline around the whole job.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from contextlib import suppress
 from dataclasses import dataclass
 
 from pacsaudit.dicom.constants import VERIFICATION, PduType
-from pacsaudit.dicom.dimse import C_ECHO_RSP, CommandSet, decode_command_set, encode_c_echo_rq
+from pacsaudit.dicom.dimse import (
+    C_ECHO_RSP,
+    C_FIND_RSP,
+    CommandSet,
+    decode_command_set,
+    encode_c_cancel_rq,
+    encode_c_echo_rq,
+    encode_c_find_rq,
+    is_pending,
+)
 from pacsaudit.dicom.pdu import (
     Abort,
     AssociateAccept,
@@ -30,9 +40,19 @@ from pacsaudit.dicom.pdu import (
 from pacsaudit.dicom.reader import PeerClosedError
 from pacsaudit.dicom.transport import PduTransport
 
-__all__ = ["Association", "AssociationAbortedError", "AssociationReply", "request_association"]
+__all__ = [
+    "MAX_READS_AFTER_CANCEL",
+    "Association",
+    "AssociationAbortedError",
+    "AssociationReply",
+    "ContextNotAcceptedError",
+    "FindResponse",
+    "request_association",
+]
 
 _MAX_MESSAGE = 4 * 1024 * 1024
+MAX_READS_AFTER_CANCEL = 1000
+"""Pending responses still read (and dropped) after our C-CANCEL-RQ before giving up on the peer."""
 
 
 class AssociationAbortedError(Exception):
@@ -41,6 +61,31 @@ class AssociationAbortedError(Exception):
     def __init__(self, abort: Abort | None, message: str) -> None:
         super().__init__(message)
         self.abort = abort
+
+
+class ContextNotAcceptedError(Exception):
+    """The peer did not accept a presentation context for the SOP class a request needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class FindResponse:
+    """One C-FIND response: a pending one with its identifier, or the final one without.
+
+    `discarded` (final response only) counts the pending responses that arrived beyond
+    `max_responses` and were dropped unread: more than zero means the answer was cut short.
+    A pending response without a data set (a broken peer) carries `b""`.
+    """
+
+    status: int
+    identifier: bytes | None
+    discarded: int = 0
+
+
+@dataclass(slots=True)
+class _FindState:
+    context_id: int
+    message_id: int
+    cancelled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +124,7 @@ class Association:
         peer_max = accept.max_pdu_length or 0
         # A peer max of 0 means "unlimited" (PS3.8 D.1); stay modest anyway.
         self._fragment = min(peer_max, 64 * 1024) - 6 if peer_max >= 1024 else 16 * 1024
+        self._find: _FindState | None = None
 
     def accepted_context(self, abstract_syntax: str) -> int | None:
         """The ID of an accepted context for `abstract_syntax`, if the peer accepted one."""
@@ -99,6 +145,11 @@ class Association:
     def transfer_syntax(self, context_id: int) -> str | None:
         result = self.accept.contexts.get(context_id)
         return result[1] if result else None
+
+    def transfer_syntax_for(self, abstract_syntax: str) -> str | None:
+        """The transfer syntax of the accepted context for `abstract_syntax`: what identifiers use."""
+        context_id = self.accepted_context(abstract_syntax)
+        return None if context_id is None else self.transfer_syntax(context_id)
 
     def message_id(self) -> int:
         mid = self._next_message_id
@@ -160,6 +211,82 @@ class Association:
         if response.message_id_responded not in (message_id, None):
             raise DicomProtocolError("C-ECHO-RSP answers another message ID")
         return response.status
+
+    async def find(
+        self, sop_class: str, identifier: bytes, *, max_responses: int, priority: int = 0
+    ) -> AsyncGenerator[FindResponse, None]:
+        """C-FIND: yield each pending response (status, identifier), then the final one (status, None).
+
+        `identifier` must already be encoded in `transfer_syntax_for(sop_class)`. When a
+        pending response arrives beyond `max_responses`, a C-CANCEL-RQ goes out and the
+        rest of the answer is read and dropped (at most `MAX_READS_AFTER_CANCEL` messages,
+        each within the transport's read timeout) until the final status, which is then
+        yielded with `discarded` set. `cancel()` does the same at the caller's request.
+        Closing the generator before the final response (`contextlib.aclosing`, an error)
+        sends C-CANCEL-RQ but leaves responses unread: abort the association then.
+        A-ABORT from the peer raises `AssociationAbortedError`.
+        """
+        if max_responses < 0:
+            raise ValueError("max_responses must be 0 or more")
+        if self._find is not None:
+            raise RuntimeError("a C-FIND is already running on this association")
+        context_id = self.accepted_context(sop_class)
+        if context_id is None:
+            raise ContextNotAcceptedError(f"no accepted presentation context for {sop_class}")
+        state = _FindState(context_id, self.message_id())
+        self._find = state
+        try:
+            self.send_message(context_id, encode_c_find_rq(state.message_id, sop_class, priority), identifier)
+            answered = discarded = 0
+            while True:
+                response, data_set = await self.receive_message()
+                status = self._find_status(response, state.message_id)
+                if not is_pending(status):
+                    self._find = None
+                    yield FindResponse(status, None, discarded)
+                    return
+                if answered < max_responses and not state.cancelled:
+                    answered += 1
+                    yield FindResponse(status, data_set if data_set is not None else b"")
+                    continue
+                self.cancel()
+                discarded += 1
+                if discarded > MAX_READS_AFTER_CANCEL:
+                    raise DicomProtocolError(
+                        f"peer sent {MAX_READS_AFTER_CANCEL} more C-FIND responses after C-CANCEL-RQ"
+                    )
+        except AssociationAbortedError:
+            self._find = None  # nobody left to send a C-CANCEL-RQ to
+            raise
+        finally:
+            if self._find is state:  # left mid-answer (an error, or the caller stopped early)
+                with suppress(OSError, PeerClosedError, DicomProtocolError):
+                    self.cancel()
+                self._find = None
+
+    def cancel(self) -> bool:
+        """Send C-CANCEL-RQ for the running C-FIND (once); True if one went out just now.
+
+        Safe to call from another task: the write is immediate, and the running `find`
+        drops whatever pending responses still arrive, then yields the final status.
+        """
+        state = self._find
+        if state is None or state.cancelled:
+            return False
+        state.cancelled = True
+        self.send_message(state.context_id, encode_c_cancel_rq(state.message_id))
+        return True
+
+    @staticmethod
+    def _find_status(response: CommandSet, message_id: int) -> int:
+        if response.command_field != C_FIND_RSP:
+            raise DicomProtocolError(f"command 0x{response.command_field or 0:04x} in answer to C-FIND-RQ")
+        if response.message_id_responded != message_id:
+            raise DicomProtocolError("C-FIND-RSP answers another message ID")
+        status = response.status
+        if status is None:
+            raise DicomProtocolError("C-FIND-RSP without a status")
+        return status
 
     async def release(self) -> bool:
         """A-RELEASE; True if the peer answered A-RELEASE-RP (some just close, which is fine)."""

@@ -6,10 +6,23 @@ from enum import IntEnum
 
 __all__ = [
     "APPLICATION_CONTEXT",
+    "CR_IMAGE_STORAGE",
+    "CT_IMAGE_STORAGE",
+    "DEFLATED_EXPLICIT_VR_LE",
+    "EXPLICIT_VR_BE",
     "EXPLICIT_VR_LE",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
     "IMPLICIT_VR_LE",
+    "MODALITY_WORKLIST_FIND",
+    "MR_IMAGE_STORAGE",
+    "PATIENT_ROOT_FIND",
+    "PATIENT_ROOT_GET",
+    "PATIENT_ROOT_MOVE",
+    "SECONDARY_CAPTURE_IMAGE_STORAGE",
+    "STUDY_ROOT_FIND",
+    "STUDY_ROOT_GET",
+    "STUDY_ROOT_MOVE",
     "VERIFICATION",
     "PduType",
     "abort_words",
@@ -20,6 +33,25 @@ APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+# Never proposed by pacsaudit; named so that a peer that picks one anyway gets a clear error.
+EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
+DEFLATED_EXPLICIT_VR_LE = "1.2.840.10008.1.2.1.99"
+
+# Query/Retrieve information models (PS3.4 C.6): FIND is what the census uses; MOVE and GET
+# are only ever proposed, never requested, so that their acceptance can be recorded.
+PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
+PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+
+# Storage SOP classes (PS3.4 B.5) proposed to learn whether a stranger may store; never sent.
+CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+SECONDARY_CAPTURE_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
 # pacsaudit's own implementation identity: a UUID-derived UID (PS3.5 B.2) so that owners
 # who see it in their logs can look the tool up.

@@ -4,7 +4,9 @@ A Protocol rather than streams: on a sweep the scanner's own CPU is the limit, a
 protocol with one buffer, one future and one timer per read costs a fraction of a
 StreamReader with `asyncio.timeout` around every call. Each header is judged the moment its
 six bytes arrive (`reader.check_header`), so an absurd length is refused before a body byte
-is buffered, and a peer that floods unasked is cut off.
+is buffered. Memory is bounded by flow control: past a high-water mark the socket is no
+longer read until the probe has consumed what it holds (a long C-FIND answer, or a peer
+that floods unasked, waits in the kernel, not here).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pacsaudit.dicom.reader import (
 
 __all__ = ["PduTransport"]
 
-_UNASKED_SLACK = 64 * 1024
+_SLACK = 64 * 1024
 
 
 class PduTransport(asyncio.Protocol):
@@ -38,7 +40,8 @@ class PduTransport(asyncio.Protocol):
         self._waiter: asyncio.Future[Pdu] | None = None
         self._ended = False
         self._lost: BaseException | None = None
-        self._cap = max(limits.associate_ac, limits.p_data) + 6 + _UNASKED_SLACK
+        self._high_water = max(limits.associate_ac, limits.p_data) + 6 + _SLACK
+        self._paused = False
 
     # asyncio.Protocol callbacks
 
@@ -47,11 +50,9 @@ class PduTransport(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if len(self._buffer) > self._cap:
-            self._lost = DicomProtocolError(f"peer sent more than {self._cap} bytes nobody asked for")
-            self._ended = True
-            self._buffer.clear()
-            self.abort()
+        if len(self._buffer) > self._high_water and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -120,8 +121,6 @@ class PduTransport(asyncio.Protocol):
 
     def _take(self) -> Pdu | None:
         """A whole PDU out of the buffer, None if more bytes may come, or the reason none will."""
-        if isinstance(self._lost, DicomProtocolError):
-            raise self._lost
         buffer = self._buffer
         if len(buffer) < 6:
             if not self._ended:
@@ -138,6 +137,9 @@ class PduTransport(asyncio.Protocol):
         if len(buffer) >= 6 + length:
             body = bytes(buffer[6 : 6 + length])
             del buffer[: 6 + length]
+            if self._paused and len(buffer) <= self._high_water // 2 and self._transport is not None:
+                self._paused = False
+                self._transport.resume_reading()
             return Pdu(pdu_type, body)
         if self._ended:
             raise DicomProtocolError(

@@ -33,7 +33,8 @@ async def scan_endpoint(
     status = Status.SUCCESS
     error: str | None = None
     connected = False
-    deadline = asyncio.timeout(ctx.settings.deadline)
+    settings = ctx.settings
+    deadline = asyncio.timeout(settings.deadline + (settings.census_time if settings.census else 0.0))
     try:
         async with deadline, ctx.connector.open(ip, port, ctx.transport) as conn:
             connected = True

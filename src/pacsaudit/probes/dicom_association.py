@@ -45,7 +45,8 @@ from pacsaudit.dicom.transport import PduTransport
 from pacsaudit.discovery import ConnectFailedError, Connector, status_of_os_error
 from pacsaudit.fingerprint import called_ae_dictionary, calling_ae_dictionary, identify
 from pacsaudit.model import DicomBlock, RejectInfo, Status
-from pacsaudit.probes.session import SESSION_PROBES, SessionProbe
+from pacsaudit.probes import registry
+from pacsaudit.probes.session import SessionProbe
 
 __all__ = ["DicomProbeContext", "probe_dicom", "random_ae_title", "status_of_exception"]
 
@@ -70,7 +71,7 @@ class DicomProbeContext:
     connector: Connector
     limits: PduLimits
     contexts: tuple[PresentationContext, ...]
-    session_probes: tuple[SessionProbe, ...] = SESSION_PROBES
+    session_probes: tuple[SessionProbe, ...] = ()
     called_titles: tuple[str, ...] = field(default_factory=tuple)
     calling_titles: tuple[str, ...] = field(default_factory=tuple)
 
@@ -83,8 +84,11 @@ class DicomProbeContext:
         cls,
         settings: ScanSettings,
         connector: Connector,
-        session_probes: tuple[SessionProbe, ...] = SESSION_PROBES,
+        session_probes: tuple[SessionProbe, ...] | None = None,
     ) -> DicomProbeContext:
+        """The scan's shared context; `session_probes` defaults to what the settings ask for."""
+        if session_probes is None:
+            session_probes = registry.session_probes(settings)
         syntaxes: list[str] = []
         for probe in session_probes:
             syntaxes += [s for s in probe.abstract_syntaxes(settings) if s not in syntaxes]

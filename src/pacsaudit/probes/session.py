@@ -3,7 +3,7 @@
 Each session probe names the abstract syntaxes it wants proposed; the association probe puts
 them all in one A-ASSOCIATE-RQ, so a stranger's association tells in one round trip which
 services the server grants. A new DIMSE probe (C-FIND census, worklist...) is one new class
-and one line in `SESSION_PROBES`.
+and one line in `registry.session_probes`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pacsaudit.dicom import Association
 from pacsaudit.dicom.constants import VERIFICATION
 from pacsaudit.model import DicomBlock
 
-__all__ = ["SESSION_PROBES", "EchoProbe", "SessionProbe"]
+__all__ = ["EchoProbe", "SessionProbe"]
 
 
 class SessionProbe(Protocol):
@@ -45,6 +45,3 @@ class EchoProbe:
         block.echo = False  # stays False if the answer never comes
         status = await association.echo()
         block.echo = status == 0x0000
-
-
-SESSION_PROBES: tuple[SessionProbe, ...] = (EchoProbe(),)

@@ -1,0 +1,472 @@
+"""The exposure census: what a stranger can enumerate through C-FIND, counted, never kept.
+
+Plan, cheapest first, every query inside one budget (`max_queries`, `census_time`,
+`max_answers`), with a pause between queries:
+
+1. One STUDY-level query with every key left universal. Most archives answer it whole:
+   one query, exact counts.
+2. If the answer was cut short (a result cap: status "cancel" we did not ask for, or a
+   suspiciously round number of answers), split it by StudyDate range, bisecting only the
+   ranges that still hit the cap. A single day that still hits the cap is split by PatientID
+   prefix. Studies without a StudyDate never match a range, so they are enumerated by
+   PatientID prefix with the date left universal (their count is what is taken from there).
+3. If the answers lack NumberOfStudyRelatedSeries/Instances (DCMTK's dcmqrscp), descend:
+   one SERIES-level query per study, one IMAGE-level query per series, while budget lasts.
+
+Privacy by construction: answers are decoded only for the keys asked, reduced at once to
+counters, years, shapes and keyed hashes (HMAC-SHA256 with a per-run secret, in memory), and
+dropped. No name, ID, birth date or full date reaches the result, a log or an error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pacsaudit.config import ScanSettings
+from pacsaudit.dicom import (
+    Association,
+    AssociationAbortedError,
+    DicomProtocolError,
+    NotDicomError,
+    PeerClosedError,
+)
+from pacsaudit.dicom.constants import STUDY_ROOT_FIND
+from pacsaudit.dicom.dimse import is_pending, status_category, status_words
+from pacsaudit.dicom.identifier import decode_identifier, encode_identifier
+from pacsaudit.model import DicomBlock, FindRefusal, SensitiveShapes, StudyCounts, StudyYears
+from pacsaudit.probes.shapes import is_military_id_shaped, is_ssn_shaped, split_multi_value
+
+__all__ = ["CensusProbe"]
+
+# (group, element) tags of the keys the census asks for.
+QUERY_LEVEL = 0x00080052
+STUDY_DATE = 0x00080020
+INSTITUTION = 0x00080080
+MODALITIES_IN_STUDY = 0x00080061
+MODALITY = 0x00080060
+SOP_INSTANCE_UID = 0x00080018
+PATIENT_ID = 0x00100020
+OTHER_PATIENT_IDS = 0x00101000
+STUDY_UID = 0x0020000D
+SERIES_UID = 0x0020000E
+SERIES_IN_STUDY = 0x00201206
+INSTANCES_IN_STUDY = 0x00201208
+INSTANCES_IN_SERIES = 0x00201209
+
+STUDY_KEYS = frozenset(
+    {STUDY_UID, STUDY_DATE, MODALITIES_IN_STUDY, SERIES_IN_STUDY, INSTANCES_IN_STUDY, PATIENT_ID,
+     OTHER_PATIENT_IDS, INSTITUTION}
+)  # fmt: skip
+SERIES_KEYS = frozenset({SERIES_UID, MODALITY, INSTANCES_IN_SERIES})
+IMAGE_KEYS = frozenset({SOP_INSTANCE_UID})
+
+SUCCESS = 0x0000
+CANCEL = 0xFE00
+# Answer counts that look like a server's cap rather than an archive's size: split to be sure.
+_ROUND = frozenset({50, 100, 200, 250, 500, 1000, 1024, 2000, 2048, 2500, 4096, 5000, 10000, 20000, 50000})
+_WILDCARDS = frozenset("*?\\")
+_PREFIX_DEPTH = 24
+
+
+class _BudgetSpent(Exception):
+    """The query, answer or time budget ran out: what was counted so far is a lower bound."""
+
+
+class _FindRefused(Exception):
+    def __init__(self, refusal: FindRefusal) -> None:
+        super().__init__(refusal.kind)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    count: int
+    capped: bool
+
+
+@dataclass
+class _Tally:
+    """Everything the census keeps: counters and keyed hashes, never a value."""
+
+    key: bytes
+    studies: set[int] = field(default_factory=set)
+    patients: set[bytes] = field(default_factory=set)
+    ssn: set[bytes] = field(default_factory=set)
+    military: set[bytes] = field(default_factory=set)
+    series: int = 0
+    instances: int = 0
+    studies_without_series_count: int = 0
+    studies_without_instance_count: int = 0
+    modalities: Counter[str] = field(default_factory=Counter)
+    years: Counter[int] = field(default_factory=Counter)
+    undated: int = 0
+    institution: int = 0
+    modalities_from_studies: bool = False
+    id_chars: list[set[str]] = field(default_factory=list)
+    """Characters seen at each position of PatientIDs (not the IDs): the alphabet for prefix splits."""
+    to_descend: list[str] = field(default_factory=list)
+    """StudyInstanceUIDs whose series/instances must be counted below STUDY level (in memory only)."""
+
+    def patient_key(self, patient_id: str) -> bytes:
+        return hmac.new(self.key, patient_id.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()[:16]
+
+    def add_study(self, keys: dict[int, str]) -> bool:
+        """Fold one STUDY-level answer in; False if that study was counted already."""
+        uid = keys.get(STUDY_UID, "")
+        marker = hash(uid) if uid else hash(tuple(sorted(keys.items())))
+        if marker in self.studies:
+            return False
+        self.studies.add(marker)
+        patient_id = keys.get(PATIENT_ID, "")
+        if patient_id:
+            for position, char in enumerate(patient_id[:_PREFIX_DEPTH]):
+                if position == len(self.id_chars):
+                    self.id_chars.append(set())
+                self.id_chars[position].add(char)
+            patient = self.patient_key(patient_id)
+            self.patients.add(patient)
+            identifiers = [patient_id, *split_multi_value(keys.get(OTHER_PATIENT_IDS, ""))]
+            if any(is_ssn_shaped(v) for v in identifiers):
+                self.ssn.add(patient)
+            if any(is_military_id_shaped(v) for v in identifiers):
+                self.military.add(patient)
+        study_date = keys.get(STUDY_DATE, "")
+        year = _year(study_date)
+        if year is None:
+            self.undated += 1
+        else:
+            self.years[year] += 1
+        for modality in set(split_multi_value(keys.get(MODALITIES_IN_STUDY, ""))):
+            self.modalities[modality.upper()] += 1
+            self.modalities_from_studies = True
+        if keys.get(INSTITUTION, "").strip():
+            self.institution += 1
+        series, instances = _int(keys.get(SERIES_IN_STUDY)), _int(keys.get(INSTANCES_IN_STUDY))
+        if series is None:
+            self.studies_without_series_count += 1
+        else:
+            self.series += series
+        if instances is None:
+            self.studies_without_instance_count += 1
+        else:
+            self.instances += instances
+        if (series is None or instances is None) and uid:
+            self.to_descend.append(uid)
+        return True
+
+
+def _year(value: str) -> int | None:
+    value = value.strip()
+    if len(value) >= 4 and value[:4].isdigit():
+        year = int(value[:4])
+        return year if 1800 <= year <= 2200 else None
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) <= 12 else None
+
+
+def _da(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+class _Census:
+    def __init__(self, association: Association, settings: ScanSettings, key: bytes) -> None:
+        context_id = association.accepted_context(STUDY_ROOT_FIND)
+        assert context_id is not None
+        self.association = association
+        self.settings = settings
+        self.transfer_syntax = association.transfer_syntax(context_id) or "1.2.840.10008.1.2"
+        self.tally = _Tally(key)
+        self.queries = 0
+        self.answers = 0
+        self.cap: int | None = None
+        self.capped = False
+        self.signals_cap = False
+        """The server has marked a cut-short answer itself (status cancel we did not ask for)."""
+        self.split: list[str] = []
+        self.started = time.monotonic()
+
+    async def find(
+        self, elements: Sequence[tuple[int, str, str]], wanted: frozenset[int], level: str
+    ) -> tuple[int, bool, list[dict[int, str]]]:
+        """One C-FIND: (answers, cut short?, decoded answers); refusals and budgets raise."""
+        s = self.settings
+        if self.queries >= s.max_queries:
+            raise _BudgetSpent(f"query budget of {s.max_queries} spent")
+        if time.monotonic() - self.started > s.census_time:
+            raise _BudgetSpent(f"census time of {s.census_time:g} s spent")
+        if self.queries:
+            await asyncio.sleep(s.query_pause)
+        self.queries += 1
+        identifier = encode_identifier([(QUERY_LEVEL, "CS", level), *elements], self.transfer_syntax)
+        limit = min(s.max_answers_per_query, max(s.max_answers - self.answers, 1))
+        decoded: list[dict[int, str]] = []
+        count = 0
+        final = SUCCESS
+        discarded = 0
+        async for response in self.association.find(STUDY_ROOT_FIND, identifier, max_responses=limit):
+            if response.identifier is not None and is_pending(response.status):
+                count += 1
+                decoded.append(decode_identifier(response.identifier, self.transfer_syntax, wanted))
+            elif response.identifier is None:
+                final, discarded = response.status, response.discarded
+        self.answers += count
+        if status_category(final) == "failure":
+            raise _FindRefused(FindRefusal(kind="status", status=final, status_text=status_words(final)))
+        if final == CANCEL and not discarded:
+            self.signals_cap = True
+        cut = final == CANCEL or discarded > 0
+        if discarded and self.answers >= s.max_answers:
+            raise _BudgetSpent(f"answer budget of {s.max_answers} spent")
+        return count, cut, decoded
+
+    async def study_query(self, extra: Sequence[tuple[int, str, str]] = ()) -> _Answer:
+        keys = {STUDY_DATE: "", PATIENT_ID: ""}
+        keys.update({tag: value for tag, _, value in extra})
+        elements = [
+            (STUDY_UID, "UI", ""),
+            (STUDY_DATE, "DA", keys[STUDY_DATE]),
+            (MODALITIES_IN_STUDY, "CS", ""),
+            (SERIES_IN_STUDY, "IS", ""),
+            (INSTANCES_IN_STUDY, "IS", ""),
+            (PATIENT_ID, "LO", keys[PATIENT_ID]),
+            (OTHER_PATIENT_IDS, "LO", ""),
+            (INSTITUTION, "LO", ""),
+        ]
+        count, cut, decoded = await self.find(elements, STUDY_KEYS, "STUDY")
+        for answer in decoded:
+            self.tally.add_study(answer)
+        # A server that marks its cap is believed; one that never has may stop silently at a round number.
+        suspicious = count in _ROUND or (self.cap is not None and count >= self.cap)
+        capped = cut or (suspicious and not self.signals_cap)
+        if capped:
+            self.capped = True
+            self.cap = max(self.cap or 0, count)
+        return _Answer(count, capped)
+
+    async def count_studies(self) -> None:
+        whole = await self.study_query()
+        if not whole.capped:
+            return
+        self._note("study-date")
+        # Bisect the span the first answers showed; the ends around it are usually one query each.
+        seen = sorted(self.tally.years) or [date.today().year]
+        inner = (date(seen[0], 1, 1), date(seen[-1], 12, 31))
+        last = max(date.today() + timedelta(days=366), inner[1])
+        if inner[1] < last:
+            await self._bisect_dates(inner[1] + timedelta(days=1), last)
+        await self._bisect_dates(*inner)
+        # Open-ended: dates before the span, and (on servers such as Orthanc) empty StudyDates.
+        before = await self.study_query([(STUDY_DATE, "DA", f"-{_da(inner[0] - timedelta(days=1))}")])
+        if before.capped:
+            await self._by_patient_prefix(date_value=f"-{_da(inner[0] - timedelta(days=1))}")
+        if self.tally.undated:
+            # Undated studies match no closed range: list them by PatientID prefix, date left open.
+            await self._by_patient_prefix(date_value="")
+
+    async def _bisect_dates(self, first: date, last: date) -> None:
+        stack = [(first, last)]
+        while stack:
+            lo, hi = stack.pop()
+            answer = await self.study_query([(STUDY_DATE, "DA", f"{_da(lo)}-{_da(hi)}")])
+            if not answer.capped:
+                continue
+            if lo == hi:
+                await self._by_patient_prefix(date_value=_da(lo))
+                continue
+            middle = lo + (hi - lo) // 2
+            stack.append((middle + timedelta(days=1), hi))
+            stack.append((lo, middle))
+
+    async def _by_patient_prefix(self, *, date_value: str) -> None:
+        """Split on PatientID prefixes, one character deeper where an answer is still capped.
+
+        The characters tried at each position are those seen there in PatientIDs so far (after
+        the date split, nearly every patient's): an ID with a character never seen at its
+        position would be missed, which is recorded as a limit in the docs, not hidden.
+        """
+        self._note("patient-id")
+        stack = [""]
+        while stack:
+            prefix = stack.pop()
+            position = len(prefix)
+            if position >= min(len(self.tally.id_chars), _PREFIX_DEPTH):
+                continue
+            for char in sorted(self.tally.id_chars[position] - _WILDCARDS, reverse=True):
+                child = prefix + char
+                answer = await self.study_query(
+                    [(STUDY_DATE, "DA", date_value), (PATIENT_ID, "LO", child + "*")]
+                )
+                if answer.capped:
+                    stack.append(child)
+
+    async def count_below_study(self) -> None:
+        """Series and instances where the STUDY-level keys did not say (hierarchical servers).
+
+        First one SERIES-level and one IMAGE-level query with the study left universal (dcmqrscp
+        answers those whole); if a server wants the hierarchy, one query per study and series.
+        """
+        tally = self.tally
+        if not tally.to_descend:
+            return
+        series_keys = [(STUDY_UID, "UI", ""), (SERIES_UID, "UI", ""), (MODALITY, "CS", ""),
+                       (INSTANCES_IN_SERIES, "IS", "")]  # fmt: skip
+        count, cut, series = await self.find(series_keys, SERIES_KEYS | {STUDY_UID}, "SERIES")
+        if count and not cut:
+            self._fold_series(series)
+            count, cut, _ = await self.find(
+                [(STUDY_UID, "UI", ""), (SERIES_UID, "UI", ""), (SOP_INSTANCE_UID, "UI", "")],
+                IMAGE_KEYS, "IMAGE",
+            )  # fmt: skip
+            if count and not cut:
+                if not any(_int(one.get(INSTANCES_IN_SERIES)) is not None for one in series):
+                    tally.instances = count
+                tally.to_descend.clear()
+                return
+        tally.series = tally.instances = 0
+        if not tally.modalities_from_studies:
+            tally.modalities.clear()
+        for study_uid in tally.to_descend:
+            _, cut, series = await self.find(
+                [(STUDY_UID, "UI", study_uid), *series_keys[1:]], SERIES_KEYS | {STUDY_UID}, "SERIES"
+            )
+            if cut:
+                raise _BudgetSpent("a SERIES-level answer was cut short")
+            self._fold_series(series, study_uid)
+            for one in series:
+                if _int(one.get(INSTANCES_IN_SERIES)) is not None:
+                    continue
+                count, cut, _ = await self.find(
+                    [(STUDY_UID, "UI", study_uid), (SERIES_UID, "UI", one.get(SERIES_UID, "")),
+                     (SOP_INSTANCE_UID, "UI", "")],
+                    IMAGE_KEYS, "IMAGE",
+                )  # fmt: skip
+                if cut:
+                    raise _BudgetSpent("an IMAGE-level answer was cut short")
+                tally.instances += count
+        tally.to_descend.clear()
+
+    def _fold_series(self, series: list[dict[int, str]], study_uid: str | None = None) -> None:
+        """Count SERIES-level answers: series, instances where given, modalities per study if missing."""
+        tally = self.tally
+        tally.series += len({one.get(SERIES_UID) or id(one) for one in series})
+        tally.instances += sum(_int(one.get(INSTANCES_IN_SERIES)) or 0 for one in series)
+        if tally.modalities_from_studies:
+            return
+        per_study = {
+            (study_uid or one.get(STUDY_UID, ""), one.get(MODALITY, "").strip().upper()) for one in series
+        }
+        tally.modalities.update(modality for _, modality in per_study if modality)
+
+    def _note(self, split: str) -> None:
+        if split not in self.split:
+            self.split.append(split)
+
+    def fill(self, block: DicomBlock, complete: bool, reason: str | None, counted_from: str | None) -> None:
+        t = self.tally
+        years = sorted(t.years)
+        block.counts = StudyCounts(
+            patients=len(t.patients),
+            studies=len(t.studies),
+            series=t.series,
+            instances=t.instances,
+            complete=complete,
+            queries=self.queries,
+            capped=self.capped,
+            cap=self.cap,
+            split=self.split,
+            counted_from=counted_from,
+            incomplete_reason=reason,
+        )
+        block.modalities = dict(sorted(t.modalities.items()))
+        block.study_dates = StudyYears(
+            min=years[0] if years else None,
+            max=years[-1] if years else None,
+            per_year={str(y): t.years[y] for y in years},
+            undated=t.undated,
+        )
+        block.sensitive = SensitiveShapes(
+            ssn_shaped=len(t.ssn), military_id_shaped=len(t.military), studies_with_institution=t.institution
+        )
+
+
+class CensusProbe:
+    """`--census`: count studies, series, instances and patients a stranger can enumerate."""
+
+    name = "census"
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def abstract_syntaxes(self, settings: ScanSettings) -> Sequence[str]:
+        return (STUDY_ROOT_FIND,)
+
+    async def run(self, association: Association, block: DicomBlock, settings: ScanSettings) -> None:
+        if association.accepted_context(STUDY_ROOT_FIND) is None:
+            return
+        census = _Census(association, settings, self._key)
+        complete, reason = True, None
+        try:
+            await census.count_studies()
+            descended = bool(census.tally.to_descend)
+            counted_from = "study-keys"
+            if descended:
+                counted_from = "image-level"
+                await census.count_below_study()
+        except _FindRefused as refused:
+            if census.queries <= 1:
+                _refused(block, refused.refusal)
+                return
+            complete, reason = False, f"the server refused a later query: {refused.refusal.status_text}"
+            counted_from = None
+        except _BudgetSpent as spent:
+            complete, reason = False, str(spent)
+            counted_from = "image-level" if census.tally.to_descend else "study-keys"
+        except (AssociationAbortedError, PeerClosedError, TimeoutError, DicomProtocolError, NotDicomError,
+                OSError) as exc:  # fmt: skip
+            if census.queries <= 1 and census.answers == 0:
+                _refused(block, _refusal_of(exc))
+                return
+            complete, reason = False, f"the server stopped answering: {type(exc).__name__}"
+            counted_from = None
+        _verified(block)
+        census.fill(block, complete, reason, counted_from)
+
+
+def _refusal_of(exc: BaseException) -> FindRefusal:
+    if isinstance(exc, AssociationAbortedError):
+        abort = exc.abort
+        return FindRefusal(
+            kind="abort",
+            abort_source=abort.source if abort else None,
+            abort_reason=abort.reason if abort else None,
+        )
+    if isinstance(exc, TimeoutError):
+        return FindRefusal(kind="timeout")
+    return FindRefusal(kind="closed")
+
+
+def _verified(block: DicomBlock) -> None:
+    if block.services is not None and block.services_evidence is not None:
+        block.services.find = True
+        block.services_evidence.find = "verified"
+
+
+def _refused(block: DicomBlock, refusal: FindRefusal) -> None:
+    """The C-FIND context was accepted but the operation refused: the precise way, and the evidence."""
+    block.find_refusal = refusal
+    if block.services is not None and block.services_evidence is not None:
+        block.services.find = False
+        block.services_evidence.find = "refused"

@@ -1,0 +1,23 @@
+"""Which probes a scan runs inside an accepted association, in order: one line per probe."""
+
+from __future__ import annotations
+
+import secrets
+
+from pacsaudit.config import ScanSettings
+from pacsaudit.probes.census import CensusProbe
+from pacsaudit.probes.services import ServicesProbe
+from pacsaudit.probes.session import EchoProbe, SessionProbe
+
+__all__ = ["session_probes"]
+
+
+def session_probes(settings: ScanSettings) -> tuple[SessionProbe, ...]:
+    """C-ECHO and the capability matrix always; the census with `--census`.
+
+    The census's patient-hash key is made here, once per scan (per process), and never leaves memory.
+    """
+    probes: list[SessionProbe] = [EchoProbe(), ServicesProbe()]
+    if settings.census:
+        probes.append(CensusProbe(secrets.token_bytes(32)))
+    return tuple(probes)
