@@ -25,7 +25,8 @@ import hashlib
 import hmac
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -199,9 +200,17 @@ class _Census:
         self.started = time.monotonic()
 
     async def find(
-        self, elements: Sequence[tuple[int, str, str]], wanted: frozenset[int], level: str
+        self,
+        elements: Sequence[tuple[int, str, str]],
+        wanted: frozenset[int],
+        level: str,
+        on_answer: Callable[[dict[int, str]], object] | None = None,
     ) -> tuple[int, bool, list[dict[int, str]]]:
-        """One C-FIND: (answers, cut short?, decoded answers); refusals and budgets raise."""
+        """One C-FIND: (answers, cut short?, decoded answers); refusals and budgets raise.
+
+        With `on_answer`, each answer is folded in as it arrives and none is kept (STUDY level:
+        they carry PatientIDs); without, the decoded answers are returned (SERIES level: UIDs).
+        """
         s = self.settings
         if self.queries >= s.max_queries:
             raise _BudgetSpent(f"query budget of {s.max_queries} spent")
@@ -216,12 +225,18 @@ class _Census:
         count = 0
         final = SUCCESS
         discarded = 0
-        async for response in self.association.find(STUDY_ROOT_FIND, identifier, max_responses=limit):
-            if response.identifier is not None and is_pending(response.status):
-                count += 1
-                decoded.append(decode_identifier(response.identifier, self.transfer_syntax, wanted))
-            elif response.identifier is None:
-                final, discarded = response.status, response.discarded
+        responses = self.association.find(STUDY_ROOT_FIND, identifier, max_responses=limit)
+        async with aclosing(responses):
+            async for response in responses:
+                if response.identifier is not None and is_pending(response.status):
+                    count += 1
+                    answer = decode_identifier(response.identifier, self.transfer_syntax, wanted)
+                    if on_answer is None:
+                        decoded.append(answer)
+                    else:
+                        on_answer(answer)
+                elif response.identifier is None:
+                    final, discarded = response.status, response.discarded
         self.answers += count
         if status_category(final) == "failure":
             raise _FindRefused(FindRefusal(kind="status", status=final, status_text=status_words(final)))
@@ -245,9 +260,7 @@ class _Census:
             (OTHER_PATIENT_IDS, "LO", ""),
             (INSTITUTION, "LO", ""),
         ]
-        count, cut, decoded = await self.find(elements, STUDY_KEYS, "STUDY")
-        for answer in decoded:
-            self.tally.add_study(answer)
+        count, cut, _ = await self.find(elements, STUDY_KEYS, "STUDY", on_answer=self.tally.add_study)
         # A server that marks its cap is believed; one that never has may stop silently at a round number.
         suspicious = count in _ROUND or (self.cap is not None and count >= self.cap)
         capped = cut or (suspicious and not self.signals_cap)
