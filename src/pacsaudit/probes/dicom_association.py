@@ -39,6 +39,7 @@ from pacsaudit.dicom.constants import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
     IMPLICIT_VR_LE,
+    VERIFICATION,
     reject_words,
 )
 from pacsaudit.dicom.transport import PduTransport
@@ -89,7 +90,7 @@ class DicomProbeContext:
         """The scan's shared context; `session_probes` defaults to what the settings ask for."""
         if session_probes is None:
             session_probes = registry.session_probes(settings)
-        syntaxes: list[str] = []
+        syntaxes: list[str] = [VERIFICATION]  # first, as every DICOM client proposes it
         for probe in session_probes:
             syntaxes += [s for s in probe.abstract_syntaxes(settings) if s not in syntaxes]
         contexts = tuple(

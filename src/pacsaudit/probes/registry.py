@@ -13,11 +13,12 @@ __all__ = ["session_probes"]
 
 
 def session_probes(settings: ScanSettings) -> tuple[SessionProbe, ...]:
-    """C-ECHO and the capability matrix always; the census with `--census`.
+    """The capability matrix (negotiation only, so it never fails) and C-ECHO always; the census with
+    `--census`. A probe that fails ends the session, so the cheap and certain come first.
 
     The census's patient-hash key is made here, once per scan (per process), and never leaves memory.
     """
-    probes: list[SessionProbe] = [EchoProbe(), ServicesProbe()]
+    probes: list[SessionProbe] = [ServicesProbe(), EchoProbe()]
     if settings.census:
         probes.append(CensusProbe(secrets.token_bytes(32)))
     return tuple(probes)
