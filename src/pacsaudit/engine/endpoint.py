@@ -49,37 +49,33 @@ async def scan_endpoint(
             status, error = status_of_exception(exc)
     except Exception as exc:  # errors are data: nothing a peer does may end the scan
         status, error = status_of_exception(exc)
-    elapsed_ms = round((time.monotonic() - started) * 1000, 3)
-    if not connected:
-        return EndpointResult(
-            ip=ip,
-            port=port,
-            hostname=hostname,
-            status=status,
-            error=error,
-            elapsed_ms=elapsed_ms,
-            timestamp=timestamp,
-        )
-    if status is not Status.SUCCESS:
-        if block.detected:
-            # The peer spoke DICOM before things went wrong (deadline in the AE search, say).
-            block.error = block.error or error
-            if block.status is Status.SUCCESS and status is Status.IO_TIMEOUT:
-                block.status = Status.IO_TIMEOUT
-        else:
-            block.status, block.error = status, error
-    if block.detected:
-        status, error = Status.SUCCESS, None
+    if connected:
+        status, error = _settle(block, status, error)
     return EndpointResult(
         ip=ip,
         port=port,
         hostname=hostname,
         status=status,
         error=error,
-        elapsed_ms=elapsed_ms,
+        elapsed_ms=round((time.monotonic() - started) * 1000, 3),
         timestamp=timestamp,
-        dicom=block,
+        dicom=block if connected else None,
     )
+
+
+def _settle(block: DicomBlock, status: Status, error: str | None) -> tuple[Status, str | None]:
+    """The endpoint's status once connected: `success` whenever the peer spoke DICOM at all.
+
+    What went wrong after that (the deadline in the AE search, say) stays in the block.
+    """
+    if status is not Status.SUCCESS:
+        if block.detected:
+            block.error = block.error or error
+            if block.status is Status.SUCCESS and status is Status.IO_TIMEOUT:
+                block.status = Status.IO_TIMEOUT
+        else:
+            block.status, block.error = status, error
+    return (Status.SUCCESS, None) if block.detected else (status, error)
 
 
 def is_open(result: EndpointResult) -> bool:
