@@ -121,7 +121,7 @@ class StudyCounts(_Block):
     """The server cut a C-FIND answer short (a result cap), so the queries were split."""
     cap: int | None = None
     """The largest answer seen from a capped query: the server's cap, as far as it shows."""
-    split: list[Literal["study-date", "patient-id"]] = Field(default_factory=list)
+    split: list[Literal["study-date", "patient-birth-date", "patient-id"]] = Field(default_factory=list)
     """The keys used to split capped queries, in the order they were needed."""
     counted_from: Literal["study-keys", "series-level", "image-level"] | None = None
     """Where series/instance numbers came from: the NumberOf... keys, or hierarchical queries."""

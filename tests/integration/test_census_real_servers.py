@@ -79,7 +79,7 @@ def test_result_cap_is_worked_around_to_exact_counts(
     c = d.counts
     assert c is not None
     assert (c.capped, c.cap) == (True, 100)
-    assert c.split == ["study-date", "patient-id"]
+    assert c.split == ["patient-birth-date", "study-date"]
     months = 12 * (max(truth.study_years) - min(truth.study_years) + 1)
     assert c.queries < months, f"{c.queries} queries; a naive month-by-month split needs {months} and more"
 

@@ -118,6 +118,8 @@ class Association:
 
     def __init__(self, conn: PduTransport, request: AssociateRequest, accept: AssociateAccept) -> None:
         self._conn = conn
+        self.aborted_by_peer = False
+        """The peer sent A-ABORT: the association is over, nothing more is sent."""
         self.request = request
         self.accept = accept
         self._next_message_id = 1
@@ -177,6 +179,8 @@ class Association:
         while True:
             pdu = await self._conn.read_pdu()
             if pdu.type == PduType.ABORT:
+                self.aborted_by_peer = True
+                self._conn.close()
                 raise AssociationAbortedError(decode_abort(pdu.body), "peer aborted the association")
             if pdu.type != PduType.P_DATA_TF:
                 raise DicomProtocolError(f"PDU type 0x{pdu.type:02x} where P-DATA-TF was expected")
@@ -289,13 +293,20 @@ class Association:
         return status
 
     async def release(self) -> bool:
-        """A-RELEASE; True if the peer answered A-RELEASE-RP (some just close, which is fine)."""
+        """A-RELEASE; True if the peer answered A-RELEASE-RP (some just close, which is fine).
+
+        After the peer's own A-ABORT there is nothing left to release: return at once.
+        """
+        if self.aborted_by_peer:
+            return False
         self._conn.write(encode_release_request())
         pdu = await self._conn.read_pdu()
         return pdu.type == PduType.RELEASE_RP
 
     def abort(self) -> None:
         """A-ABORT from our side: the polite way out when a budget or deadline ends the work."""
+        if self.aborted_by_peer:
+            return
         with suppress(OSError, PeerClosedError, DicomProtocolError):  # already gone: no goodbye needed
             self._conn.write(encode_abort())
         self._conn.close()

@@ -54,6 +54,7 @@ MODALITIES_IN_STUDY = 0x00080061
 MODALITY = 0x00080060
 SOP_INSTANCE_UID = 0x00080018
 PATIENT_ID = 0x00100020
+PATIENT_BIRTH_DATE = 0x00100030
 OTHER_PATIENT_IDS = 0x00101000
 STUDY_UID = 0x0020000D
 SERIES_UID = 0x0020000E
@@ -63,7 +64,7 @@ INSTANCES_IN_SERIES = 0x00201209
 
 STUDY_KEYS = frozenset(
     {STUDY_UID, STUDY_DATE, MODALITIES_IN_STUDY, SERIES_IN_STUDY, INSTANCES_IN_STUDY, PATIENT_ID,
-     OTHER_PATIENT_IDS, INSTITUTION}
+     OTHER_PATIENT_IDS, INSTITUTION, PATIENT_BIRTH_DATE}
 )  # fmt: skip
 SERIES_KEYS = frozenset({SERIES_UID, MODALITY, INSTANCES_IN_SERIES})
 IMAGE_KEYS = frozenset({SOP_INSTANCE_UID})
@@ -73,6 +74,10 @@ CANCEL = 0xFE00
 # Answer counts that look like a server's cap rather than an archive's size: split to be sure.
 _ROUND = frozenset({50, 100, 200, 250, 500, 1000, 1024, 2000, 2048, 2500, 4096, 5000, 10000, 20000, 50000})
 _WILDCARDS = frozenset("*?\\")
+_DIGITS = "0123456789"
+_CAPITALS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_EARLIEST = date(1800, 1, 1)
+_LATEST = date(9999, 12, 31)
 _PREFIX_DEPTH = 24
 
 
@@ -90,6 +95,12 @@ class _FindRefused(Exception):
 class _Answer:
     count: int
     capped: bool
+    new: int
+    """Studies this answer added to the tally."""
+    sample: list[str]
+    """Dates (YYYYMMDD) of the key being split, seen in a capped answer: where to split it next."""
+    without_birth_date: int
+    """Answers whose patient had no birth date."""
 
 
 @dataclass
@@ -107,7 +118,13 @@ class _Tally:
     studies_without_instance_count: int = 0
     modalities: Counter[str] = field(default_factory=Counter)
     years: Counter[int] = field(default_factory=Counter)
+    months: Counter[tuple[int, int]] = field(default_factory=Counter)
+    """Studies per (year, month), in memory only: plans the StudyDate pass."""
     undated: int = 0
+    without_birth_date: int = 0
+    """Studies of patients without a birth date: a birth-date split cannot reach those."""
+    undated_without_birth_date: int = 0
+    """...and without a StudyDate either: only a PatientID split reaches those."""
     institution: int = 0
     modalities_from_studies: bool = False
     id_chars: list[set[str]] = field(default_factory=list)
@@ -144,6 +161,12 @@ class _Tally:
             self.undated += 1
         else:
             self.years[year] += 1
+            month = study_date.strip()[4:6]
+            if month.isdigit() and 1 <= int(month) <= 12:
+                self.months[(year, int(month))] += 1
+        if not keys.get(PATIENT_BIRTH_DATE, "").strip():
+            self.without_birth_date += 1
+            self.undated_without_birth_date += year is None
         for modality in set(split_multi_value(keys.get(MODALITIES_IN_STUDY, ""))):
             self.modalities[modality.upper()] += 1
             self.modalities_from_studies = True
@@ -182,6 +205,39 @@ def _da(day: date) -> str:
     return day.strftime("%Y%m%d")
 
 
+def _median_day(dates: list[str], lo: date, hi: date) -> date:
+    """Where to split [lo, hi]: the median of the dates a capped answer showed inside it, so
+    both halves hold about as much; the middle of the range when the answer said nothing."""
+    inside = sorted(d for d in dates if _da(lo) <= d <= _da(hi))
+    middle = lo + (hi - lo) // 2
+    if len(inside) >= 2:
+        try:
+            median = date(int(inside[len(inside) // 2][:4]), int(inside[len(inside) // 2][4:6]),
+                          int(inside[len(inside) // 2][6:8]))  # fmt: skip
+        except ValueError:
+            return middle
+        return min(max(median, lo), hi - timedelta(days=1))
+    return middle
+
+
+def _range_of(value: str) -> tuple[str, str] | None:
+    """The bounds of a DA range or single date as asked (`a-b`, `a`); None when universal."""
+    if not value:
+        return None
+    lo, _, hi = value.partition("-") if "-" in value else (value, "", value)
+    return lo, hi
+
+
+def _within(value: str, bounds: tuple[str, str]) -> bool:
+    """Whether a returned date lies in the range asked. An empty one does not: no date matches
+    a range (PS3.4 C.2.2.2.5), so a server that returns one ignored the key."""
+    value = value.strip()
+    if not value:
+        return False
+    lo, hi = bounds
+    return (not lo or value[:8] >= lo) and (not hi or value[:8] <= hi)
+
+
 class _Census:
     def __init__(self, association: Association, settings: ScanSettings, key: bytes) -> None:
         context_id = association.accepted_context(STUDY_ROOT_FIND)
@@ -198,6 +254,10 @@ class _Census:
         """The server has marked a cut-short answer itself (status cancel we did not ask for)."""
         self.split: list[str] = []
         self.started = time.monotonic()
+        self.birth_date_ignored = False
+        """An answer's PatientBirthDate fell outside the range asked: that key cannot split here."""
+        self.repeating = False
+        """A capped answer repeated the same studies: splitting it further would only repeat them."""
 
     async def find(
         self,
@@ -230,6 +290,7 @@ class _Census:
             async for response in responses:
                 if response.identifier is not None and is_pending(response.status):
                     count += 1
+                    self.answers += 1
                     answer = decode_identifier(response.identifier, self.transfer_syntax, wanted)
                     if on_answer is None:
                         decoded.append(answer)
@@ -237,19 +298,21 @@ class _Census:
                         on_answer(answer)
                 elif response.identifier is None:
                     final, discarded = response.status, response.discarded
-        self.answers += count
         if status_category(final) == "failure":
             raise _FindRefused(FindRefusal(kind="status", status=final, status_text=status_words(final)))
         if final == CANCEL and not discarded:
             self.signals_cap = True
-        cut = final == CANCEL or discarded > 0
+            self.cap = max(self.cap or 0, count)
         if discarded and self.answers >= s.max_answers:
             raise _BudgetSpent(f"answer budget of {s.max_answers} spent")
-        return count, cut, decoded
+        return count, final == CANCEL or discarded > 0, decoded
 
-    async def study_query(self, extra: Sequence[tuple[int, str, str]] = ()) -> _Answer:
-        keys = {STUDY_DATE: "", PATIENT_ID: ""}
-        keys.update({tag: value for tag, _, value in extra})
+    async def study_query(
+        self, constraints: Sequence[tuple[int, str, str]] = (), *, sample: int | None = None
+    ) -> _Answer:
+        """A STUDY-level query with the census keys; `constraints` narrow StudyDate, PatientID, birth date."""
+        keys = {STUDY_DATE: "", PATIENT_ID: "", PATIENT_BIRTH_DATE: ""}
+        keys.update({tag: value for tag, _, value in constraints})
         elements = [
             (STUDY_UID, "UI", ""),
             (STUDY_DATE, "DA", keys[STUDY_DATE]),
@@ -259,70 +322,142 @@ class _Census:
             (PATIENT_ID, "LO", keys[PATIENT_ID]),
             (OTHER_PATIENT_IDS, "LO", ""),
             (INSTITUTION, "LO", ""),
+            (PATIENT_BIRTH_DATE, "DA", keys[PATIENT_BIRTH_DATE]),
         ]
-        count, cut, _ = await self.find(elements, STUDY_KEYS, "STUDY", on_answer=self.tally.add_study)
+        birth_range = _range_of(keys[PATIENT_BIRTH_DATE])
+        before = len(self.tally.studies)
+        distinct: set[int] = set()
+        dates: list[str] = []
+        no_birth = 0
+
+        def fold(answer: dict[int, str]) -> None:
+            nonlocal no_birth
+            distinct.add(hash(answer.get(STUDY_UID, "")))
+            no_birth += not answer.get(PATIENT_BIRTH_DATE, "").strip()
+            if sample is not None and len(value := answer.get(sample, "").strip()) >= 8:
+                dates.append(value[:8])  # for a split point only; gone when this query ends
+            if birth_range is not None and not _within(answer.get(PATIENT_BIRTH_DATE, ""), birth_range):
+                self.birth_date_ignored = True  # the server does not match on PatientBirthDate
+            self.tally.add_study(answer)
+
+        count, cut, _ = await self.find(elements, STUDY_KEYS, "STUDY", on_answer=fold)
+        new = len(self.tally.studies) - before
         # A server that marks its cap is believed; one that never has may stop silently at a round number.
-        suspicious = count in _ROUND or (self.cap is not None and count >= self.cap)
-        capped = cut or (suspicious and not self.signals_cap)
-        if capped:
-            self.capped = True
+        silent = not (cut or self.signals_cap) and (
+            count in _ROUND or (self.cap is not None and count >= self.cap)
+        )
+        if silent:
             self.cap = max(self.cap or 0, count)
-        return _Answer(count, capped)
+        capped = cut or silent
+        self.capped |= capped
+        if capped and len(distinct) * 2 <= count:
+            # The same studies over and over: splitting would only repeat them. Stop here.
+            self.repeating = True
+            capped = False
+        return _Answer(count, capped, new, dates if capped else [], no_birth)
 
     async def count_studies(self) -> None:
+        """Exact study counts past a result cap, with as few queries as the archive allows.
+
+        The first split is the patient's birth date: a date (so it bisects evenly), held by
+        nearly every patient record even where the study itself has no date, so one pass
+        reaches dated and undated studies alike. Studies of patients without a birth date
+        (or every study, on a server that cannot match on it) are reached by StudyDate, in
+        ranges planned from the months already seen, and the undated among those by PatientID
+        prefix once one has shown itself.
+        """
         whole = await self.study_query()
         if not whole.capped:
             return
+        self._note("patient-birth-date")
+        await self._split_dates(PATIENT_BIRTH_DATE, _EARLIEST, date.today(), [])
+        # Patients without a birth date match no birth-date range, and the first answer only
+        # samples them: look by StudyDate always, in ranges packed by what is known per month.
         self._note("study-date")
-        # Bisect the span the first answers showed; the ends around it are usually one query each.
-        seen = sorted(self.tally.years) or [date.today().year]
-        inner = (date(seen[0], 1, 1), date(seen[-1], 12, 31))
-        last = max(date.today() + timedelta(days=366), inner[1])
-        if inner[1] < last:
-            await self._bisect_dates(inner[1] + timedelta(days=1), last)
-        await self._bisect_dates(*inner)
-        # Open-ended: dates before the span, and (on servers such as Orthanc) empty StudyDates.
-        before = await self.study_query([(STUDY_DATE, "DA", f"-{_da(inner[0] - timedelta(days=1))}")])
-        if before.capped:
-            await self._by_patient_prefix(date_value=f"-{_da(inner[0] - timedelta(days=1))}")
-        if self.tally.undated:
-            # Undated studies match no closed range: list them by PatientID prefix, date left open.
-            await self._by_patient_prefix(date_value="")
+        for first, last in self._study_date_plan():
+            await self._split_dates(STUDY_DATE, first, last, [])
+        # Undated studies of patients without a birth date: only a PatientID split reaches them,
+        # at the price of listing the archive again, so only once one has shown itself.
+        if self.tally.undated_without_birth_date or (self.birth_date_ignored and self.tally.undated):
+            await self._by_patient_prefix([])
 
-    async def _bisect_dates(self, first: date, last: date) -> None:
-        stack = [(first, last)]
+    def _study_date_plan(self) -> list[tuple[date, date]]:
+        """StudyDate ranges that should each answer whole: months packed to about 80 % of the cap
+        by the studies already counted; the open ends before and after are one range each."""
+        months = self.tally.months
+        if not months:
+            return [(_EARLIEST, _LATEST)]
+        target = max(1, int((self.cap or 100) * 0.8))
+        first, last = min(months), max(months)
+        plan: list[tuple[date, date]] = [(_EARLIEST, date(*first, 1) - timedelta(days=1))]
+        start, load = first, 0
+        year, month = first
+        while (year, month) <= last:
+            if load and load + months[(year, month)] > target:
+                plan.append((date(*start, 1), date(year, month, 1) - timedelta(days=1)))
+                start, load = (year, month), 0
+            load += months[(year, month)]
+            year, month = year + month // 12, month % 12 + 1
+        plan.append((date(*start, 1), date(year, month, 1) - timedelta(days=1)))
+        plan.append((date(year, month, 1), _LATEST))
+        return [(lo, hi) for lo, hi in plan if lo <= hi]
+
+    async def _split_dates(
+        self, tag: int, first: date, last: date, base: Sequence[tuple[int, str, str]]
+    ) -> None:
+        """Split a capped date range (on `tag`) at the median date its answers showed, until each
+        part answers whole; a capped single day is split by PatientID prefix."""
+        stack = [(first, last)] if first <= last else []
         while stack:
+            if tag == PATIENT_BIRTH_DATE and self.birth_date_ignored:
+                return
             lo, hi = stack.pop()
-            answer = await self.study_query([(STUDY_DATE, "DA", f"{_da(lo)}-{_da(hi)}")])
+            constraint = (tag, "DA", f"{_da(lo)}-{_da(hi)}" if lo != hi else _da(lo))
+            answer = await self.study_query([*base, constraint], sample=tag)
             if not answer.capped:
                 continue
             if lo == hi:
-                await self._by_patient_prefix(date_value=_da(lo))
+                # In the StudyDate pass, only birth-date-less patients are still unknown: split a
+                # full day by PatientID only where its answer showed one.
+                sweep = tag == STUDY_DATE and not base and not self.birth_date_ignored
+                if not sweep or answer.without_birth_date:
+                    await self._by_patient_prefix([*base, constraint])
                 continue
-            middle = lo + (hi - lo) // 2
+            middle = _median_day(answer.sample, lo, hi)
             stack.append((middle + timedelta(days=1), hi))
             stack.append((lo, middle))
 
-    async def _by_patient_prefix(self, *, date_value: str) -> None:
-        """Split on PatientID prefixes, one character deeper where an answer is still capped.
+    def _alphabet(self, position: int) -> list[str]:
+        """Characters to try at `position` of a PatientID prefix.
 
-        The characters tried at each position are those seen there in PatientIDs so far (after
-        the date split, nearly every patient's): an ID with a character never seen at its
-        position would be missed, which is recorded as a limit in the docs, not hidden.
+        Digits always; every character seen there so far; all capitals where a letter was
+        seen there. An ID with a character outside that at its position is missed: a
+        documented limit (DICOM wildcards have no character classes to do better).
         """
+        seen = self.tally.id_chars[position] if position < len(self.tally.id_chars) else set()
+        chars = set(_DIGITS) | seen
+        if any(c.isalpha() and c.isupper() for c in seen):
+            chars |= set(_CAPITALS)
+        if any(c.isalpha() and c.islower() for c in seen):
+            chars |= set(_CAPITALS.lower())
+        return sorted(chars - _WILDCARDS)
+
+    async def _by_patient_prefix(self, constraints: Sequence[tuple[int, str, str]]) -> None:
+        """Split on PatientID prefixes, one character deeper where an answer is still capped."""
         self._note("patient-id")
         stack = [""]
         while stack:
             prefix = stack.pop()
-            position = len(prefix)
-            if position >= min(len(self.tally.id_chars), _PREFIX_DEPTH):
+            if len(prefix) >= _PREFIX_DEPTH:
                 continue
-            for char in sorted(self.tally.id_chars[position] - _WILDCARDS, reverse=True):
+            for char in reversed(self._alphabet(len(prefix))):
                 child = prefix + char
-                answer = await self.study_query(
-                    [(STUDY_DATE, "DA", date_value), (PATIENT_ID, "LO", child + "*")]
-                )
-                if answer.capped:
+                narrowed = [*constraints, (PATIENT_ID, "LO", child + "*")]
+                answer = await self.study_query(narrowed)
+                if answer.capped and len(child) >= _PREFIX_DEPTH:
+                    # One long ID (a patient with more studies than the cap): split by StudyDate.
+                    await self._split_dates(STUDY_DATE, _EARLIEST, _LATEST, narrowed)
+                elif answer.capped:
                     stack.append(child)
 
     async def count_below_study(self) -> None:
@@ -447,13 +582,20 @@ class CensusProbe:
         except _BudgetSpent as spent:
             complete, reason = False, str(spent)
             counted_from = "image-level" if census.tally.to_descend else "study-keys"
-        except (AssociationAbortedError, PeerClosedError, TimeoutError, DicomProtocolError, NotDicomError,
-                OSError) as exc:  # fmt: skip
+        except DicomProtocolError as exc:  # the answers broke the protocol: an error, not a refusal
+            complete, reason = False, f"malformed answer: {exc}"
+            counted_from = None
+        except (AssociationAbortedError, PeerClosedError, TimeoutError, NotDicomError, OSError) as exc:
             if census.queries <= 1 and census.answers == 0:
                 _refused(block, _refusal_of(exc))
                 return
             complete, reason = False, f"the server stopped answering: {type(exc).__name__}"
             counted_from = None
+        if census.repeating and complete:
+            complete, reason = (
+                False,
+                "the server repeats the same answers past its cap: counts are lower bounds",
+            )
         _verified(block)
         census.fill(block, complete, reason, counted_from)
 
