@@ -22,7 +22,9 @@ from pacsaudit.targets import Endpoint
 
 __all__ = ["LAB_SETTINGS", "matches_expectation", "run_lab"]
 
-LAB_SETTINGS = ScanSettings(timeout=2.0, deadline=6.0, rate=0, ae_pause=0.01, emit_all=True)
+LAB_SETTINGS = ScanSettings(
+    timeout=2.0, deadline=6.0, rate=0, ae_pause=0.01, emit_all=True, census=True, query_pause=0.0
+)
 
 
 def matches_expectation(member: LabMember, result: EndpointResult) -> bool:
@@ -39,6 +41,9 @@ def matches_expectation(member: LabMember, result: EndpointResult) -> bool:
         checks.append(d is not None and d.accepted_called_ae == member.expected_called_ae)
     if member.expected_transient:
         checks.append(d is not None and d.transient)
+    if member.expected_studies is not None:
+        counts = d.counts if d is not None else None
+        checks.append(counts is not None and counts.complete and counts.studies == member.expected_studies)
     return all(checks)
 
 
@@ -58,6 +63,7 @@ def _table(rows: list[tuple[LabMember, EndpointResult]]) -> Table:
         "title found",
         "product",
         "echo",
+        "studies (queries)",
         "ok",
     ):
         table.add_column(column, overflow="fold")
@@ -75,6 +81,7 @@ def _table(rows: list[tuple[LabMember, EndpointResult]]) -> Table:
             (d.accepted_called_ae or "-") if d and d.open_to_any_ae is False else "-",
             product or "-",
             _yes_no(d.echo) if d else "-",
+            f"{d.counts.studies:,} ({d.counts.queries})" if d and d.counts else "-",
             "[green]yes[/green]" if matches_expectation(member, r) else "[red]NO[/red]",
         )
     return table

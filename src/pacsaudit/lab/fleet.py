@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import random
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 
 from pacsaudit.lab._net import require_loopback
 from pacsaudit.lab.hostile import HostileKind, HostileServer, start_hostile
-from pacsaudit.lab.simulator import PacsPolicy, SimulatedPacs, start_simulated_pacs
+from pacsaudit.lab.simulator import PacsPolicy, SimStudy, SimulatedPacs, start_simulated_pacs
 from pacsaudit.model import AssociationOutcome, Status
 
 __all__ = [
@@ -60,6 +61,8 @@ class LabMember:
     expected_transient: bool = False
     product: str | None = None
     """The product the implementation class UID and version name impersonate."""
+    expected_studies: int | None = None
+    """With `--census`: the studies a stranger can enumerate (exactly: the census must say so)."""
 
     def __post_init__(self) -> None:
         require_loopback(self.host)
@@ -84,6 +87,7 @@ def _archive(
     transient: bool = False,
     product: str | None = None,
 ) -> LabMember:
+    studies = len(policy.studies) if policy.studies else None
     return LabMember(
         name=name,
         description=description,
@@ -97,6 +101,7 @@ def _archive(
         expected_called_ae=called_ae,
         expected_transient=transient,
         product=product,
+        expected_studies=studies,
     )
 
 
@@ -121,12 +126,39 @@ def _hostile(
     )
 
 
+def lab_studies(count: int, *, seed: int, undated: int = 0, busy_day: int = 0) -> tuple[SimStudy, ...]:
+    """A small invented archive for the lab's census: dates over ten years, 9- and 10-digit IDs
+    (SSN- and DoD-ID-shaped on purpose), some undated studies, one busy day, birth dates."""
+    rng = random.Random(seed)
+    patients = [
+        (f"{rng.randint(100, 665)}{rng.randint(10, 99)}{rng.randint(1000, 9999)}" if rng.random() < 0.5
+         else f"{rng.randint(10**9, 10**10 - 1)}",
+         f"{rng.randint(1935, 2015)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}")
+        for _ in range(max(count // 3, 1))
+    ]  # fmt: skip
+    studies = []
+    for n in range(count):
+        patient_id, born = patients[n % len(patients)]
+        if n < undated:
+            day = ""
+        elif n < undated + busy_day:
+            day = "20210315"
+        else:
+            day = f"{rng.randint(2014, 2023)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+        modalities = rng.choice((("CT",), ("MR",), ("CR",), ("CT", "SR"), ("US",)))
+        studies.append(
+            SimStudy(f"2.25.{seed}{n:06d}", patient_id, day, modalities, len(modalities), rng.randint(1, 40),
+                     patient_birth_date=born)
+        )  # fmt: skip
+    return tuple(studies)
+
+
 LAB_FLEET: Final[tuple[LabMember, ...]] = (
     _archive(
         "orthanc",
         10,
         4242,
-        PacsPolicy(),
+        PacsPolicy(studies=lab_studies(150, seed=7, undated=3)),
         "Orthanc with its default configuration (DCMTK inside, no called-AE check)",
         "open to any AE",
         association="accepted",
@@ -333,6 +365,22 @@ LAB_FLEET: Final[tuple[LabMember, ...]] = (
         association="accepted",
         open_to_any_ae=False,
         called_ae="DCM4CHEE",
+        product="dcm4che",
+    ),
+    _archive(
+        "capped-archive",
+        26,
+        11112,
+        PacsPolicy(
+            studies=lab_studies(900, seed=11, undated=12, busy_day=130),
+            find_cap=100,
+            implementation_class_uid="1.2.40.0.13.1.3",
+            implementation_version_name="dcm4che-5.31.0",
+        ),
+        "an archive that caps C-FIND answers at 100 (like Orthanc's LimitFindResults)",
+        "open to any AE; census exact past the cap",
+        association="accepted",
+        open_to_any_ae=True,
         product="dcm4che",
     ),
     _hostile(HostileKind.TARPIT, 40, 11112, "tarpit: io-timeout", Status.IO_TIMEOUT),
