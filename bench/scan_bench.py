@@ -323,7 +323,7 @@ def pacsaudit_cmd(targets: Path, out: Path, port: int, timeout: float) -> list[s
         sys.executable, "-m", "pacsaudit", "scan", "-iL", str(targets), "-p", str(port), "-o", str(out),
         "-q", "--rate", "0", "--concurrency", str(PACSAUDIT_CONCURRENCY),
         "--timeout", f"{timeout:g}", "--deadline", f"{timeout:g}", "--no-ae-dictionary",
-        "--workers", str(PACSAUDIT_WORKERS),
+        "--workers", str(PACSAUDIT_WORKERS), "--no-db",
     ]  # fmt: skip
 
 

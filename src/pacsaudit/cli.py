@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from pacsaudit import __version__
-from pacsaudit.config import ScanSettings, load_settings
-from pacsaudit.engine import run, run_scan
-from pacsaudit.engine.local import ScanTotals
-from pacsaudit.engine.workers import WorkerFailedError, run_scan_processes
+from pacsaudit.config import load_settings
+from pacsaudit.engine.scan_run import ScanPlan, execute
+from pacsaudit.engine.workers import WorkerFailedError
 from pacsaudit.model import EndpointResult
-from pacsaudit.output import JsonlWriter
-from pacsaudit.output.console import ScanProgress, summary_table
-from pacsaudit.targets import ExclusionList, TargetSpecError, TargetStream, parse_ports
+from pacsaudit.output.console import summary_table
+from pacsaudit.storage import DEFAULT_URL, ScanStore, StorageError
+from pacsaudit.targets import TargetSpecError, parse_ports
 
 __all__ = ["app", "main"]
 
@@ -96,8 +97,19 @@ def scan(
     ] = None,
     emit_all: Annotated[bool, typer.Option("--all", help="Also emit closed and filtered ports.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar, no summary.")] = False,
+    db: Annotated[
+        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
+    ] = DEFAULT_URL,
+    no_db: Annotated[bool, typer.Option("--no-db", help="Keep no history of this scan.")] = False,
+    resume: Annotated[
+        int | None,
+        typer.Option("--resume", help="Continue an interrupted scan (its id in `pacsaudit scans`)."),
+    ] = None,
 ) -> None:
     """Find DICOM services and fingerprint them: who may associate, what checks hold, what software."""
+    if resume is not None:
+        _resume(resume, db, output, quiet)
+        return
     try:
         settings = load_settings(
             config,
@@ -118,46 +130,189 @@ def scan(
             census_time=census_time,
             emit_all=emit_all or None,
         )
-        exclusions = ExclusionList.from_specs(
-            s for spec in exclude or [] for s in spec.split(",") if s.strip()
+        plan = ScanPlan(
+            targets=list(targets or []),
+            settings=settings,
+            files=[str(Path(f).resolve()) if str(f) != "-" else "-" for f in input_list or []],
+            exclude=[s.strip() for spec in exclude or [] for s in spec.split(",") if s.strip()],
+            exclude_files=[str(Path(f).resolve()) for f in exclude_file or []],
         )
-        for path in exclude_file or []:
-            exclusions = exclusions.merge(ExclusionList.from_file(path))
-        stream = TargetStream(targets or [], settings.ports, files=input_list or [], exclusions=exclusions)
+        plan.stream(plan.exclusions())  # every spec and file checked before a packet is sent
     except (ValueError, ValidationError, OSError) as exc:
         raise _fail(str(exc)) from None
     if not targets and not input_list:
         raise _fail("no targets: give addresses, ranges or hostnames, or -iL FILE")
+    _execute(plan, output, quiet, None if no_db else db)
+
+
+def _open_store(url: str) -> ScanStore:
     try:
-        totals, elapsed = _run(stream, settings, exclusions, output, quiet)
-    except (TargetSpecError, WorkerFailedError) as exc:
+        return ScanStore.open(url)
+    except (StorageError, SQLAlchemyError, OSError) as exc:
+        raise _fail(f"cannot open the scan history {url!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _execute(plan: ScanPlan, output: str, quiet: bool, db: str | None, resume: int | None = None) -> None:
+    store = _open_store(db) if db is not None else None
+    try:
+        outcome = execute(plan, output=output, quiet=quiet, progress_console=err, store=store, resume=resume)
+    except KeyboardInterrupt:
+        if store is not None:
+            err.print(
+                "[yellow]interrupted[/yellow]: `pacsaudit scan --resume ID` continues it (`pacsaudit scans`)"
+            )
+        raise typer.Exit(130) from None
+    except (TargetSpecError, WorkerFailedError, StorageError) as exc:
         raise _fail(str(exc)) from None
+    finally:
+        if store is not None:
+            store.close()
     if not quiet:
-        err.print(summary_table(totals, elapsed))
+        err.print(summary_table(outcome.totals, outcome.elapsed))
+        if outcome.scan_id is not None:
+            err.print(f"stored as scan {outcome.scan_id} in {db}")
 
 
-def _run(
-    stream: TargetStream, settings: ScanSettings, exclusions: ExclusionList, output: str, quiet: bool
-) -> tuple[ScanTotals, float]:
-    started = time.monotonic()
-    with (
-        JsonlWriter(output) as writer,
-        ScanProgress(stream.estimated_total(), quiet=quiet, console=err) as progress,
-    ):
-        if settings.workers > 1 and stream.reusable:
-            totals = run_scan_processes(
-                stream,
-                settings,
-                settings.workers,
-                writer.write_line,
-                exclusions=exclusions,
-                on_progress=progress.update,
-            )
+def _resume(scan_id: int, db: str, output: str, quiet: bool) -> None:
+    store = _open_store(db)
+    try:
+        record = store.scan(scan_id)
+    finally:
+        store.close()
+    if record is None:
+        raise _fail(f"no scan {scan_id} in {db}")
+    try:
+        plan = ScanPlan.from_arguments(record.arguments)
+    except (KeyError, ValueError, ValidationError) as exc:
+        raise _fail(
+            f"scan {scan_id} cannot be resumed (it was imported, or its arguments are gone): {exc}"
+        ) from None
+    _execute(plan, output, quiet, db, resume=scan_id)
+
+
+@app.command()
+def scans(
+    db: Annotated[
+        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
+    ] = DEFAULT_URL,
+) -> None:
+    """List the stored scans: id, started, finished, targets, DICOM found, state."""
+    store = _open_store(db)
+    try:
+        records = store.scans()
+    finally:
+        store.close()
+    table = Table(title=f"scans in {db}", header_style="bold")
+    for column in ("id", "started", "finished", "targets", "done", "DICOM found", "state"):
+        table.add_column(
+            column, justify="right" if column in ("id", "targets", "done", "DICOM found") else "left"
+        )
+    for r in records:
+        table.add_row(
+            str(r.id),
+            r.started_at.isoformat(timespec="seconds") if r.started_at else "-",
+            r.finished_at.isoformat(timespec="seconds") if r.finished_at else "-",
+            "-" if r.targets_estimated is None else f"{r.targets_estimated:,}",
+            f"{r.endpoints_done:,}",
+            f"{r.dicom_found:,}",
+            str(r.state),
+        )
+    Console().print(table)
+
+
+@app.command("import")
+def import_(
+    path: Annotated[
+        Path, typer.Argument(help="JSON Lines of results (from `scan -o` or `export`), - for stdin.")
+    ],
+    db: Annotated[
+        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
+    ] = DEFAULT_URL,
+) -> None:
+    """Store results made elsewhere (another sensor) as a new scan."""
+    store = _open_store(db)
+    try:
+        summary = store.import_jsonl(sys.stdin if str(path) == "-" else path)
+    except (OSError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+    err.print(
+        f"imported {summary.stored:,} results as scan {summary.scan_id}; {len(summary.bad_lines)} bad line(s)"
+    )
+    for bad in summary.bad_lines[:10]:
+        err.print(f"  line {bad.line}: {bad.error}")
+
+
+@app.command()
+def export(
+    scan_id: Annotated[int, typer.Argument(help="The scan to export.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="JSON Lines file, or - for stdout.")] = "-",
+    db: Annotated[
+        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
+    ] = DEFAULT_URL,
+) -> None:
+    """Write a stored scan's results as JSON Lines."""
+    store = _open_store(db)
+    try:
+        if store.scan(scan_id) is None:
+            raise _fail(f"no scan {scan_id} in {db}")
+        if output == "-":
+            store.export_jsonl(scan_id, sys.stdout)
         else:
-            totals = run(
-                run_scan(stream, settings, writer.write, exclusions=exclusions, on_done=progress.update)
-            )
-    return totals, time.monotonic() - started
+            with open(output, "w", encoding="utf-8") as out:
+                store.export_jsonl(scan_id, out)
+    finally:
+        store.close()
+
+
+class DiffFormat(StrEnum):
+    table = "table"
+    json = "json"
+    md = "md"
+
+
+@app.command()
+def diff(
+    earlier: Annotated[int, typer.Argument(help="The earlier scan's id.")],
+    later: Annotated[int, typer.Argument(help="The later scan's id.")],
+    format: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="table, json or md.")
+    ] = DiffFormat.table,
+    output: Annotated[str, typer.Option("-o", "--output", help="File to write, or - for stdout.")] = "-",
+    assume_same_scope: Annotated[
+        bool,
+        typer.Option(
+            "--assume-same-scope", help="Treat every earlier system as rescanned (for imported scans)."
+        ),
+    ] = False,
+    db: Annotated[
+        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
+    ] = DEFAULT_URL,
+) -> None:
+    """What changed between two scans: new, gone and changed systems, and growth in the census totals."""
+    from pacsaudit.reports import Scope, diff_from_store, render_json, render_markdown, render_table
+
+    store = _open_store(db)
+    try:
+        result = diff_from_store(
+            store, earlier, later, later_scope=Scope.everything() if assume_same_scope else None
+        )
+    except (StorageError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+    if format is DiffFormat.table:
+        console = Console(file=open(output, "w", encoding="utf-8") if output != "-" else None)  # noqa: SIM115
+        console.print(render_table(result))
+        if output != "-":
+            console.file.close()
+        return
+    text = render_json(result) if format is DiffFormat.json else render_markdown(result)
+    if output == "-":
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
 @app.command()

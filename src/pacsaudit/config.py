@@ -94,7 +94,9 @@ class ScanSettings(BaseModel):
 def load_settings(config_file: Path | None = None, **overrides: Any) -> ScanSettings:
     """Settings from `config_file` (TOML) and `PACSAUDIT_*` variables; `overrides` (CLI options) win."""
     values = {k: v for k, v in overrides.items() if v is not None}
-    if config_file is None and not any(name.startswith("PACSAUDIT_") for name in os.environ):
+    if config_file is None and not any(
+        f"PACSAUDIT_{name.upper()}" in os.environ for name in ScanSettings.model_fields
+    ):
         return ScanSettings(**values)
     from pydantic_settings import (
         BaseSettings,

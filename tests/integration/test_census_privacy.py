@@ -1,6 +1,7 @@
 """Privacy by construction: a census of archives whose patients the test knows leaves no trace of them.
 
-Every byte pacsaudit writes (the result file, standard output, standard error with the summary)
+Every byte pacsaudit writes (the result file, the scan-history database, standard output,
+standard error with the summary)
 is searched for every patient name, name component, PatientID, OtherPatientID, birth date and
 accession number the synthetic archive holds: zero hits.
 """
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _census_bytes(server: RunningServer, tmp_path: Path, *extra: str) -> bytes:
     out = tmp_path / "census.jsonl"
-    env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"}
+    db = tmp_path / "history.db"
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200", "PACSAUDIT_DB": f"sqlite:///{db}"}
     done = subprocess.run(
         [sys.executable, "-m", "pacsaudit", "scan", f"{server.host}:{server.port}", "--census", "--all",
          "--query-pause", "0", "-o", str(out), *extra],
@@ -34,7 +36,9 @@ def _census_bytes(server: RunningServer, tmp_path: Path, *extra: str) -> bytes:
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     written = out.read_bytes()
     assert b'"counts"' in written and b'"studies"' in written, "the census ran"
-    return written + done.stdout + done.stderr
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("history.db*"))
+    assert b"counts" in stored, "the scan history holds the census too"
+    return written + stored + done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("server_fixture", ["orthanc_open_loaded", "dcmqrscp_loaded"])

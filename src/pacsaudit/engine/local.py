@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pacsaudit.config import ScanSettings
 from pacsaudit.discovery import Connector
 from pacsaudit.engine.endpoint import is_open, scan_endpoint, utc_now
+from pacsaudit.engine.recording import Recorder
 from pacsaudit.model import EndpointResult, Status
 from pacsaudit.probes.dicom_association import DicomProbeContext
 from pacsaudit.targets import Endpoint, ExclusionList
@@ -66,8 +67,10 @@ async def run_scan(
     *,
     exclusions: ExclusionList | None = None,
     on_done: Callable[[ScanTotals], None] | None = None,
+    recorder: Recorder | None = None,
 ) -> ScanTotals:
-    """Scan every endpoint; `emit` gets open ones (all with `emit_all`); `on_done` sees each finish."""
+    """Scan every endpoint; `emit` gets open ones (all with `emit_all`); `on_done` sees each finish;
+    `recorder` sees each stream position start and finish (with what was emitted), for storage."""
     connector = Connector(timeout=settings.timeout, rate=settings.rate, per_host=settings.per_host)
     ctx = DicomProbeContext.create(settings, connector)
     totals = ScanTotals()
@@ -75,6 +78,13 @@ async def run_scan(
     running: set[asyncio.Task[None]] = set()
 
     async def job(ep: Endpoint) -> None:
+        emitted: EndpointResult | None = None
+
+        def out(result: EndpointResult) -> None:
+            nonlocal emitted
+            emitted = result
+            emit(result)
+
         try:
             ip = ep.ip
             if ip is None:
@@ -92,7 +102,7 @@ async def run_scan(
                     )
                     totals.add(result)
                     if settings.emit_all:
-                        emit(result)
+                        out(result)
                     return
                 if exclusions is not None and exclusions.contains_ip(ip):
                     totals.excluded += 1
@@ -100,14 +110,18 @@ async def run_scan(
             result = await scan_endpoint(ip, ep.port, ctx, hostname=ep.hostname)
             totals.add(result)
             if settings.emit_all or is_open(result):
-                emit(result)
+                out(result)
         finally:
             slots.release()
+            if recorder is not None and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                recorder.finished(ep.position, emitted)
             if on_done is not None:
                 on_done(totals)
 
     for ep in endpoints:
         await slots.acquire()
+        if recorder is not None:
+            recorder.started(ep.position)
         task = asyncio.create_task(job(ep))
         running.add(task)
         task.add_done_callback(running.discard)

@@ -21,8 +21,10 @@ from multiprocessing.connection import Connection
 
 from pacsaudit.config import ScanSettings
 from pacsaudit.engine.local import ScanTotals, run_scan
+from pacsaudit.engine.recording import StoreRecorder
 from pacsaudit.engine.runner import run
 from pacsaudit.model import EndpointResult
+from pacsaudit.storage import ScanStore
 from pacsaudit.targets import Endpoint, ExclusionList
 
 __all__ = ["WorkerFailedError", "run_scan_processes", "shard_of"]
@@ -52,9 +54,18 @@ def _work(
     exclusions: ExclusionList | None,
     out_fd: int,
     report: Connection,
+    store_url: str | None = None,
+    scan_id: int | None = None,
 ) -> None:
-    """A worker's whole life: scan the shard, stream JSON lines to `out_fd`, report totals."""
+    """A worker's whole life: scan the shard, stream JSON lines to `out_fd`, report totals.
+
+    With a store, the worker records its own results (its own connection, opened after the
+    fork); the scan's low-water mark is left alone, as one shard cannot know the others'.
+    """
     out = os.fdopen(out_fd, "w", encoding="utf-8", buffering=1 << 16)
+    recorder: StoreRecorder | None = None
+    if store_url is not None and scan_id is not None:
+        recorder = StoreRecorder(ScanStore.open(store_url), scan_id, track_mark=False)
     last = time.monotonic()
 
     def emit(result: EndpointResult) -> None:
@@ -69,9 +80,21 @@ def _work(
             out.flush()
             report.send(("progress", totals))
 
-    totals = run(
-        run_scan(_shard(endpoints, shard, workers), settings, emit, exclusions=exclusions, on_done=progress)
-    )
+    try:
+        totals = run(
+            run_scan(
+                _shard(endpoints, shard, workers),
+                settings,
+                emit,
+                exclusions=exclusions,
+                on_done=progress,
+                recorder=recorder,
+            )
+        )
+    finally:
+        if recorder is not None:
+            recorder.flush()
+            recorder.store.close()
     out.flush()
     out.close()
     report.send(("done", totals))
@@ -96,6 +119,8 @@ def run_scan_processes(
     *,
     exclusions: ExclusionList | None = None,
     on_progress: Callable[[ScanTotals], None] | None = None,
+    store_url: str | None = None,
+    scan_id: int | None = None,
 ) -> ScanTotals:
     """Scan with `workers` processes; `write_line` gets each JSON line (no newline) in the parent."""
     context = multiprocessing.get_context("fork")
@@ -110,7 +135,7 @@ def run_scan_processes(
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
             target=_work,
-            args=(shard, workers, endpoints, share, exclusions, write_fd, send),
+            args=(shard, workers, endpoints, share, exclusions, write_fd, send, store_url, scan_id),
             name=f"pacsaudit-worker-{shard}",
             daemon=True,
         )
