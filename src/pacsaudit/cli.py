@@ -33,6 +33,7 @@ app = typer.Typer(
     help="Audit exposed medical-image archives (DICOM / PACS) — politely, without fetching patient data.",
 )
 err = Console(stderr=True)
+DbOption = Annotated[str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -97,9 +98,7 @@ def scan(
     ] = None,
     emit_all: Annotated[bool, typer.Option("--all", help="Also emit closed and filtered ports.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar, no summary.")] = False,
-    db: Annotated[
-        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
-    ] = DEFAULT_URL,
+    db: DbOption = DEFAULT_URL,
     no_db: Annotated[bool, typer.Option("--no-db", help="Keep no history of this scan.")] = False,
     resume: Annotated[
         int | None,
@@ -192,9 +191,7 @@ def _resume(scan_id: int, db: str, output: str, quiet: bool) -> None:
 
 @app.command()
 def scans(
-    db: Annotated[
-        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
-    ] = DEFAULT_URL,
+    db: DbOption = DEFAULT_URL,
 ) -> None:
     """List the stored scans: id, started, finished, targets, DICOM found, state."""
     store = _open_store(db)
@@ -225,9 +222,7 @@ def import_(
     path: Annotated[
         Path, typer.Argument(help="JSON Lines of results (from `scan -o` or `export`), - for stdin.")
     ],
-    db: Annotated[
-        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
-    ] = DEFAULT_URL,
+    db: DbOption = DEFAULT_URL,
 ) -> None:
     """Store results made elsewhere (another sensor) as a new scan."""
     store = _open_store(db)
@@ -248,9 +243,7 @@ def import_(
 def export(
     scan_id: Annotated[int, typer.Argument(help="The scan to export.")],
     output: Annotated[str, typer.Option("-o", "--output", help="JSON Lines file, or - for stdout.")] = "-",
-    db: Annotated[
-        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
-    ] = DEFAULT_URL,
+    db: DbOption = DEFAULT_URL,
 ) -> None:
     """Write a stored scan's results as JSON Lines."""
     store = _open_store(db)
@@ -286,9 +279,7 @@ def diff(
             "--assume-same-scope", help="Treat every earlier system as rescanned (for imported scans)."
         ),
     ] = False,
-    db: Annotated[
-        str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")
-    ] = DEFAULT_URL,
+    db: DbOption = DEFAULT_URL,
 ) -> None:
     """What changed between two scans: new, gone and changed systems, and growth in the census totals."""
     from pacsaudit.reports import Scope, diff_from_store, render_json, render_markdown, render_table
