@@ -6,13 +6,12 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from pacsaudit import __version__
 from pacsaudit.config import load_settings
@@ -20,8 +19,11 @@ from pacsaudit.engine.scan_run import ScanPlan, execute
 from pacsaudit.engine.workers import WorkerFailedError
 from pacsaudit.model import EndpointResult
 from pacsaudit.output.console import summary_table
-from pacsaudit.storage import DEFAULT_URL, ScanStore, StorageError
+from pacsaudit.storage.states import DEFAULT_URL, StorageError
 from pacsaudit.targets import TargetSpecError, parse_ports
+
+if TYPE_CHECKING:
+    from pacsaudit.storage import ScanStore
 
 __all__ = ["app", "main"]
 
@@ -145,6 +147,11 @@ def scan(
 
 
 def _open_store(url: str) -> ScanStore:
+    """The scan history (imported here: a scan with `--no-db` never loads SQLAlchemy)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pacsaudit.storage import ScanStore
+
     try:
         return ScanStore.open(url)
     except (StorageError, SQLAlchemyError, OSError) as exc:

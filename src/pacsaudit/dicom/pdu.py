@@ -159,9 +159,22 @@ def encode_abort(source: int = 0, reason: int = 0) -> bytes:
     return _HEADER.pack(PduType.ABORT, 0, 4) + bytes((0, 0, source, reason))
 
 
+_TEXTS: dict[bytes, str] = {}
+_TEXTS_KEPT = 1024
+
+
 def _ascii(raw: bytes) -> str:
-    """Text of a UID or name item: trailing NUL/space padding off, anything non-ASCII escaped."""
-    return raw.rstrip(b"\x00 ").decode("ascii", errors="backslashreplace")
+    """Text of a UID or name item: trailing NUL/space padding off, anything non-ASCII escaped.
+
+    Memoised (a sweep decodes the same few UIDs thousands of times), in a bounded table so a
+    peer sending endless new strings cannot grow it.
+    """
+    text = _TEXTS.get(raw)
+    if text is None:
+        text = raw.rstrip(b"\x00 ").decode("ascii", errors="backslashreplace")
+        if len(_TEXTS) < _TEXTS_KEPT:
+            _TEXTS[raw] = text
+    return text
 
 
 def _items(body: bytes, start: int) -> list[tuple[int, bytes]]:
@@ -197,9 +210,12 @@ def decode_associate_accept(body: bytes) -> AssociateAccept:
             if len(value) < 4:
                 raise DicomProtocolError("presentation context item shorter than 4 bytes")
             ts = None
-            for sub_type, sub in _items(value, 4):
-                if sub_type == 0x40:
-                    ts = _ascii(sub)
+            if len(value) >= 8 and value[4] == 0x40 and 8 + int.from_bytes(value[6:8]) == len(value):
+                ts = _ascii(value[8:])  # the usual shape: exactly one transfer syntax sub-item
+            else:
+                for sub_type, sub in _items(value, 4):
+                    if sub_type == 0x40:
+                        ts = _ascii(sub)
             contexts[value[0]] = (value[2], ts)
         elif item_type == 0x50:
             for sub_type, sub in _items(value, 0):

@@ -10,10 +10,13 @@ the positions from the mark on: no result lost, none duplicated (the store repla
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pacsaudit.model import EndpointResult
-from pacsaudit.storage import LowWaterMark, ScanStore
+from pacsaudit.storage.progress import LowWaterMark
+
+if TYPE_CHECKING:
+    from pacsaudit.storage import ScanStore
 
 __all__ = ["Recorder", "StoreRecorder"]
 

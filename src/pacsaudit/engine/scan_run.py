@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pacsaudit import __version__
 from pacsaudit.config import ScanSettings
@@ -21,8 +21,11 @@ from pacsaudit.engine.runner import run
 from pacsaudit.engine.workers import run_scan_processes
 from pacsaudit.output import JsonlWriter
 from pacsaudit.output.console import ScanProgress
-from pacsaudit.storage import ScanState, ScanStore
+from pacsaudit.storage.states import ScanState
 from pacsaudit.targets import Endpoint, ExclusionList, TargetStream
+
+if TYPE_CHECKING:
+    from pacsaudit.storage import ScanStore
 
 __all__ = ["ScanOutcome", "ScanPlan", "execute"]
 

@@ -24,7 +24,6 @@ from pacsaudit.engine.local import ScanTotals, run_scan
 from pacsaudit.engine.recording import StoreRecorder
 from pacsaudit.engine.runner import run
 from pacsaudit.model import EndpointResult
-from pacsaudit.storage import ScanStore
 from pacsaudit.targets import Endpoint, ExclusionList
 
 __all__ = ["WorkerFailedError", "run_scan_processes", "shard_of"]
@@ -65,6 +64,8 @@ def _work(
     out = os.fdopen(out_fd, "w", encoding="utf-8", buffering=1 << 16)
     recorder: StoreRecorder | None = None
     if store_url is not None and scan_id is not None:
+        from pacsaudit.storage import ScanStore
+
         recorder = StoreRecorder(ScanStore.open(store_url), scan_id, track_mark=False)
     last = time.monotonic()
 

@@ -3,11 +3,19 @@
 `ScanStore` stores batches of results as the engine produces them, streams them back, and
 imports/exports JSON Lines; `LowWaterMark` tells the engine which stream position a resume
 may restart from. The schema is managed by Alembic (`migrations/`), applied on `open`.
+
+The names that need SQLAlchemy load on first use, so a scan without history never pays for it.
 """
 
-from pacsaudit.storage.backends import StorageError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from pacsaudit.storage.progress import LowWaterMark
-from pacsaudit.storage.store import DEFAULT_URL, BadLine, ImportSummary, ScanRecord, ScanState, ScanStore
+from pacsaudit.storage.states import DEFAULT_URL, ScanState, StorageError
+
+if TYPE_CHECKING:
+    from pacsaudit.storage.store import BadLine, ImportSummary, ScanRecord, ScanStore
 
 __all__ = [
     "DEFAULT_URL",
@@ -19,3 +27,21 @@ __all__ = [
     "ScanStore",
     "StorageError",
 ]
+
+_LAZY = {
+    "BadLine": "pacsaudit.storage.store",
+    "ImportSummary": "pacsaudit.storage.store",
+    "ScanRecord": "pacsaudit.storage.store",
+    "ScanStore": "pacsaudit.storage.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

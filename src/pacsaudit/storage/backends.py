@@ -21,6 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from pacsaudit.storage.states import StorageError
+
 __all__ = ["WRITE", "StorageError", "create_engine", "head_revision", "migrate"]
 
 WRITE = {"pacsaudit_write": True}
@@ -33,10 +35,6 @@ _MIGRATION_LOCK = 0x70616373
 """PostgreSQL advisory lock key held while migrating, so concurrent opens migrate once."""
 
 VERSION_TABLE = "pacsaudit_alembic_version"
-
-
-class StorageError(RuntimeError):
-    """The database cannot do what was asked: bad URL, unknown scan, wrong state, newer schema."""
 
 
 def create_engine(url: str) -> Engine:

@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TextIO
@@ -27,6 +26,7 @@ from pacsaudit.model import EndpointResult
 from pacsaudit.storage.backends import WRITE, StorageError, create_engine, migrate
 from pacsaudit.storage.bulk import bulk_writer
 from pacsaudit.storage.schema import endpoints, observations, scans
+from pacsaudit.storage.states import DEFAULT_URL, ScanState
 
 __all__ = [
     "DEFAULT_URL",
@@ -37,7 +37,6 @@ __all__ = [
     "ScanStore",
 ]
 
-DEFAULT_URL = "sqlite:///pacsaudit.db"
 
 MAX_POSITION = 2**63 - 1
 """Stream positions are stored as 64-bit integers (an IPv6 /64 times several ports is not)."""
@@ -45,16 +44,6 @@ MAX_POSITION = 2**63 - 1
 IMPORT_BATCH = 2000
 BAD_LINES_KEPT = 100
 """An import reports every bad line in its count, the first this many with line and reason."""
-
-
-class ScanState(StrEnum):
-    RUNNING = "running"
-    """Started and not ended; also what a scan killed with -9 still says (resumable)."""
-    FINISHED = "finished"
-    INTERRUPTED = "interrupted"
-    """Stopped on purpose (Ctrl-C): resumable."""
-    FAILED = "failed"
-    """Stopped by an error: resumable once the cause is fixed."""
 
 
 @dataclass(frozen=True, slots=True)
