@@ -16,7 +16,7 @@ from rich.table import Table
 from pacsaudit.config import ScanSettings
 from pacsaudit.engine import run, run_scan
 from pacsaudit.lab.fleet import LAB_FLEET, LabMember, start_fleet_in_thread
-from pacsaudit.model import EndpointResult
+from pacsaudit.model import DicomBlock, EndpointResult
 from pacsaudit.output import JsonlWriter
 from pacsaudit.targets import Endpoint
 
@@ -51,39 +51,44 @@ def _yes_no(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
-def _table(rows: list[tuple[LabMember, EndpointResult]]) -> Table:
-    table = Table(title="pacsaudit lab: what a stranger finds", header_style="bold")
-    for column in (
-        "endpoint",
-        "lab member",
-        "status",
-        "assoc.",
-        "any AE",
-        "AE checks",
-        "title found",
-        "product",
-        "echo",
-        "studies (queries)",
-        "ok",
-    ):
-        table.add_column(column, overflow="fold")
+def _checks(d: DicomBlock) -> str:
+    """The AE-title checks proven, in a word or two."""
+    proven = [
+        name for name, check in (("called", d.called_ae_check), ("calling", d.calling_ae_check)) if check
+    ]
+    if proven:
+        return "+".join(proven)
+    return "none" if d.called_ae_check is False and d.calling_ae_check is False else "-"
+
+
+def _table(rows: list[tuple[LabMember, EndpointResult]], *, wide: bool) -> Table:
+    """The verdicts; a narrow terminal gets the essentials (the JSON Lines file has everything)."""
+    table = Table(title="pacsaudit lab: what a stranger finds", header_style="bold", pad_edge=False)
+    columns = ["endpoint", "lab member", "status", "assoc.", "any AE", "AE checks", "title found", "product",
+               "echo", "studies (queries)", "ok"]  # fmt: skip
+    if not wide:
+        columns = ["endpoint", "lab member", "status", "any AE", "AE checks", "studies (queries)", "ok"]
+    for column in columns:
+        if column == "product":
+            table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=24)
+        else:
+            table.add_column(column, overflow="fold", min_width=min(len(column), 9))
     for member, r in rows:
         d = r.dicom
-        product = " ".join(p for p in (d.product, d.version) if p) if d else ""
-        checks = f"called {_yes_no(d.called_ae_check)} / calling {_yes_no(d.calling_ae_check)}" if d else "-"
-        table.add_row(
-            f"{r.ip}:{r.port}",
-            member.name,
-            r.status,
-            (d.association or "-") if d else "-",
-            _yes_no(d.open_to_any_ae) if d else "-",
-            checks,
-            (d.accepted_called_ae or "-") if d and d.open_to_any_ae is False else "-",
-            product or "-",
-            _yes_no(d.echo) if d else "-",
-            f"{d.counts.studies:,} ({d.counts.queries})" if d and d.counts else "-",
-            "[green]yes[/green]" if matches_expectation(member, r) else "[red]NO[/red]",
-        )
+        cells = {
+            "endpoint": f"{r.ip}:{r.port}",
+            "lab member": member.name,
+            "status": str(r.status),
+            "assoc.": (d.association or "-") if d else "-",
+            "any AE": _yes_no(d.open_to_any_ae) if d else "-",
+            "AE checks": _checks(d) if d else "-",
+            "title found": (d.accepted_called_ae or "-") if d and d.open_to_any_ae is False else "-",
+            "product": " ".join(p for p in (d.product, d.version) if p) or "-" if d else "-",
+            "echo": _yes_no(d.echo) if d else "-",
+            "studies (queries)": f"{d.counts.studies:,} ({d.counts.queries})" if d and d.counts else "-",
+            "ok": "[green]yes[/green]" if matches_expectation(member, r) else "[red]NO[/red]",
+        }
+        table.add_row(*(cells[c] for c in columns))
     return table
 
 
@@ -118,7 +123,7 @@ def run_lab(
         elapsed = time.monotonic() - started
     by_endpoint = {(r.ip, r.port): r for r in results}
     rows = [(m, by_endpoint[(m.host, m.port)]) for m in placed if (m.host, m.port) in by_endpoint]
-    console.print(_table(rows))
+    console.print(_table(rows, wide=console.width >= 130))
     for member, result in rows:
         if not matches_expectation(member, result):
             console.print(f"[red]{member.name}[/red]: expected {member.expected}; got {result.status}")
