@@ -45,18 +45,22 @@ def _pacsaudit(db: str, *args: str) -> subprocess.Popen[bytes]:
 
 
 def _stored(db: str, scan_id: int = 1) -> int:
+    """Results stored so far (0 before the scan exists)."""
     with ScanStore.open(db) as store:
-        record = store.scan(scan_id)
-        return record.endpoints_done if record is not None else 0
+        if store.scan(scan_id) is None:
+            return 0
+        return sum(1 for _ in store.observations(scan_id))
 
 
-def _interrupt_then_resume(fleet: ThreadedFleet, tmp_path: Path, sig: signal.Signals) -> tuple[int, int]:
+def _interrupt_then_resume(
+    fleet: ThreadedFleet, tmp_path: Path, sig: signal.Signals, *extra: str, stored_first: int = 40
+) -> tuple[int, int]:
     db = f"sqlite:///{tmp_path / 'history.db'}"
     before = _associations(fleet)
     scan = _pacsaudit(db, "127.89.0.1-200", "-p", "11112", "--rate", "40", "--concurrency", str(CONCURRENCY),
-                      "--no-ae-dictionary")  # fmt: skip
+                      "--no-ae-dictionary", *extra)  # fmt: skip
     deadline = time.monotonic() + 30
-    while _stored(db) < 40 and time.monotonic() < deadline and scan.poll() is None:
+    while _stored(db) < stored_first and time.monotonic() < deadline and scan.poll() is None:
         time.sleep(0.1)
     assert scan.poll() is None, "the scan ended before it could be interrupted"
     scan.send_signal(sig)
@@ -94,3 +98,11 @@ def test_ctrl_c_marks_the_scan_interrupted_and_resume_finishes_it(
     assert FLEET <= associations <= FLEET + CONCURRENCY, (
         "Ctrl-C flushes what was done: only in-flight work is redone"
     )
+
+
+def test_kill_9_of_a_two_process_scan_then_resume(fleet: ThreadedFleet, tmp_path: Path) -> None:
+    """Each worker stores its own results; the coordinator keeps the lowest of their marks."""
+    associations, mark = _interrupt_then_resume(
+        fleet, tmp_path, signal.SIGKILL, "--workers", "2", stored_first=120
+    )
+    assert FLEET <= associations <= FLEET + CONCURRENCY + 60, (associations, mark)

@@ -551,3 +551,17 @@ def test_time_budget_gives_lower_bounds() -> None:
     assert 2 <= c.queries <= 5
     assert c.studies is not None and 20 <= c.studies < len(CAPPED)
     assert scan.elapsed < 3.0
+
+
+def test_modalities_are_code_strings_only_and_a_name_there_never_reaches_the_result() -> None:
+    """A server may put anything in ModalitiesInStudy; only Code Strings are counted."""
+    studies = (
+        SimStudy(
+            f"{ROOT}.77.1", "MRN0000001", "20200101", ("CT", "DOE^JANE"), 2, 2, patient_birth_date="19700101"
+        ),
+        SimStudy(f"{ROOT}.77.2", "MRN0000002", "20200102", ("MR",), 1, 1, patient_birth_date="19800101"),
+    )
+    scan = census(PacsPolicy(studies=studies))
+    d = scan.dicom
+    assert d.modalities == {"CT": 1, "MR": 1}
+    assert "DOE" not in scan.result.model_dump_json()

@@ -141,6 +141,11 @@ class PduTransport(asyncio.Protocol):
                 self._paused = False
                 self._transport.resume_reading()
             return Pdu(pdu_type, body)
+        if self._paused and self._transport is not None:
+            # The next PDU is not whole yet: read on, whatever is buffered (a PDU never exceeds
+            # the high-water mark, so this cannot grow past about twice it).
+            self._paused = False
+            self._transport.resume_reading()
         if self._ended:
             raise DicomProtocolError(
                 f"truncated PDU type 0x{pdu_type:02x}: {len(buffer) - 6} of {length} bytes, then closed"

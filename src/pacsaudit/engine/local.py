@@ -118,13 +118,26 @@ async def run_scan(
             if on_done is not None:
                 on_done(totals)
 
+    failures: list[BaseException] = []
+
+    def settle(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            failures.append(task.exception())  # type: ignore[arg-type]
+
     for ep in endpoints:
+        if failures:
+            break
         await slots.acquire()
         if recorder is not None:
             recorder.started(ep.position)
         task = asyncio.create_task(job(ep))
         running.add(task)
-        task.add_done_callback(running.discard)
+        task.add_done_callback(settle)
     while running:
-        await asyncio.gather(*list(running))
+        await asyncio.gather(*list(running), return_exceptions=True)
+    if failures:
+        # Probes never raise (errors are data): this is our own failure (the output or the
+        # history could not be written). Stop, and say so, rather than lose results quietly.
+        raise failures[0]
     return totals

@@ -33,7 +33,8 @@ class StoreRecorder:
     """Writes a scan's results to a `ScanStore` in batches, with the low-water mark.
 
     `track_mark=False` (one shard of a multi-process scan) stores results without moving the
-    scan's mark: only the whole scan knows where every shard stands.
+    scan's mark: the shard reports `flushed_mark`, and the coordinator stores the lowest of all
+    shards' marks, below which every shard is finished and stored.
     """
 
     def __init__(
@@ -55,6 +56,8 @@ class StoreRecorder:
         self._track_mark = track_mark
         self._pending: list[tuple[int, EndpointResult]] = []
         self._last_flush = time.monotonic()
+        self.flushed_mark = start
+        """The low-water mark as of the last flush: positions below it are finished *and* stored."""
         self.done = done
         """Endpoints finished in this scan, a resumed one's earlier runs included."""
         self.stored = 0
@@ -72,12 +75,14 @@ class StoreRecorder:
 
     def flush(self) -> None:
         """Write what is buffered and where the scan stands, in one transaction."""
+        mark = self.mark.mark
         self.store.write_batch(
             self.scan_id,
             self._pending,
-            low_water_mark=self.mark.mark if self._track_mark else None,
+            low_water_mark=mark if self._track_mark else None,
             endpoints_done=self.done if self._track_mark else None,
         )
         self.stored += len(self._pending)
+        self.flushed_mark = mark
         self._pending = []
         self._last_flush = time.monotonic()

@@ -8,7 +8,7 @@ are finished and stored; those from it on are redone, except endpoints already s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +79,21 @@ class ScanOutcome:
     state: ScanState | None
 
 
+def _mark_writer(store: ScanStore | None, scan_id: int | None) -> Callable[[int], None] | None:
+    """Store a multi-process scan's low-water mark, at most once a second."""
+    if store is None or scan_id is None:
+        return None
+    last = 0.0
+
+    def write(mark: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= 1.0:
+            last = time.monotonic()
+            store.write_batch(scan_id, [], low_water_mark=mark, endpoints_done=None)
+
+    return write
+
+
 def _skipping(endpoints: Iterator[Endpoint], stored: set[int]) -> Iterator[Endpoint]:
     """Leave out the positions already stored (by position: a hostname's address is not known yet)."""
     return (ep for ep in endpoints if ep.position not in stored)
@@ -130,6 +145,7 @@ def execute(
                     on_progress=progress.update,
                     store_url=url,
                     scan_id=scan_id,
+                    on_mark=_mark_writer(store, scan_id),
                 )
                 if store is not None and scan_id is not None:  # the shards each stored their results
                     store.write_batch(scan_id, [], low_water_mark=None, endpoints_done=totals.endpoints)
@@ -152,7 +168,12 @@ def execute(
         raise
     finally:
         if store is not None and scan_id is not None:
-            if recorder is not None:
-                recorder.flush()
-            store.finish_scan(scan_id, state.value)
+            try:
+                if recorder is not None:
+                    recorder.flush()
+            except Exception:
+                state = ScanState.FAILED  # what was flushed before stays; the mark never ran ahead
+                raise
+            finally:
+                store.finish_scan(scan_id, state.value)
     return ScanOutcome(totals, time.monotonic() - started, scan_id, state)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import selectors
+import signal
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -59,8 +60,9 @@ def _work(
     """A worker's whole life: scan the shard, stream JSON lines to `out_fd`, report totals.
 
     With a store, the worker records its own results (its own connection, opened after the
-    fork); the scan's low-water mark is left alone, as one shard cannot know the others'.
+    fork) and reports the mark its stored results reach; the coordinator keeps the scan's.
     """
+    _die_with_parent()
     out = os.fdopen(out_fd, "w", encoding="utf-8", buffering=1 << 16)
     recorder: StoreRecorder | None = None
     if store_url is not None and scan_id is not None:
@@ -79,7 +81,7 @@ def _work(
         if now - last >= _PROGRESS_EVERY:
             last = now
             out.flush()
-            report.send(("progress", totals))
+            report.send(("progress", totals, recorder.flushed_mark if recorder is not None else None))
 
     try:
         totals = run(
@@ -98,8 +100,18 @@ def _work(
             recorder.store.close()
     out.flush()
     out.close()
-    report.send(("done", totals))
+    report.send(("done", totals, recorder.flushed_mark if recorder is not None else None))
     report.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGKILL when the coordinator dies (`kill -9` must stop the scan)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _share(settings: ScanSettings, workers: int) -> ScanSettings:
@@ -122,14 +134,18 @@ def run_scan_processes(
     on_progress: Callable[[ScanTotals], None] | None = None,
     store_url: str | None = None,
     scan_id: int | None = None,
+    on_mark: Callable[[int], None] | None = None,
 ) -> ScanTotals:
-    """Scan with `workers` processes; `write_line` gets each JSON line (no newline) in the parent."""
+    """Scan with `workers` processes; `write_line` gets each JSON line (no newline) in the parent;
+    `on_mark` gets the scan's low-water mark (the lowest of the shards' stored marks) as it moves."""
     context = multiprocessing.get_context("fork")
     share = _share(settings, workers)
     selector = selectors.DefaultSelector()
     processes = []
     buffers: dict[int, bytes] = {}
     latest: dict[int, ScanTotals] = {}
+    marks: dict[int, int] = {}
+    reported = 0
     finished: dict[int, ScanTotals] = {}
     for shard in range(workers):
         read_fd, write_fd = os.pipe()
@@ -165,13 +181,18 @@ def run_scan_processes(
             else:
                 conn: Connection = key.fileobj  # type: ignore[assignment]
                 try:
-                    message, totals = conn.recv()
+                    message, totals, mark = conn.recv()
                 except EOFError:
                     selector.unregister(conn)
                     conn.close()
                     open_channels -= 1
                     continue
                 latest[shard] = totals
+                if mark is not None:
+                    marks[shard] = mark
+                    if on_mark is not None and len(marks) == workers and min(marks.values()) > reported:
+                        reported = min(marks.values())
+                        on_mark(reported)
                 if message == "done":
                     finished[shard] = totals
                 if on_progress is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -74,6 +75,9 @@ CANCEL = 0xFE00
 # Answer counts that look like a server's cap rather than an archive's size: split to be sure.
 _ROUND = frozenset({50, 100, 200, 250, 500, 1000, 1024, 2000, 2048, 2500, 4096, 5000, 10000, 20000, 50000})
 _WILDCARDS = frozenset("*?\\")
+# A modality is a Code String (PS3.5 6.2): anything else a server puts there is not reported,
+# so a peer cannot smuggle text (a name, say) into the result's keys; at most 64 of them.
+_MODALITY = re.compile(r"[A-Z0-9_ ]{1,16}")
 _DIGITS = "0123456789"
 _CAPITALS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _EARLIEST = date(1800, 1, 1)
@@ -162,14 +166,15 @@ class _Tally:
         else:
             self.years[year] += 1
             month = study_date.strip()[4:6]
-            if month.isdigit() and 1 <= int(month) <= 12:
+            if _digits(month) and 1 <= int(month) <= 12:
                 self.months[(year, int(month))] += 1
         if not keys.get(PATIENT_BIRTH_DATE, "").strip():
             self.without_birth_date += 1
             self.undated_without_birth_date += year is None
         for modality in set(split_multi_value(keys.get(MODALITIES_IN_STUDY, ""))):
-            self.modalities[modality.upper()] += 1
-            self.modalities_from_studies = True
+            if _MODALITY.fullmatch(modality) and (modality in self.modalities or len(self.modalities) < 64):
+                self.modalities[modality.upper()] += 1
+                self.modalities_from_studies = True
         if keys.get(INSTITUTION, "").strip():
             self.institution += 1
         series, instances = _int(keys.get(SERIES_IN_STUDY)), _int(keys.get(INSTANCES_IN_STUDY))
@@ -186,9 +191,14 @@ class _Tally:
         return True
 
 
+def _digits(value: str) -> bool:
+    """ASCII digits only: `str.isdigit` also accepts '²' and other characters `int` refuses."""
+    return value.isascii() and value.isdigit()
+
+
 def _year(value: str) -> int | None:
     value = value.strip()
-    if len(value) >= 4 and value[:4].isdigit():
+    if len(value) >= 4 and _digits(value[:4]):
         year = int(value[:4])
         return year if 1800 <= year <= 2200 else None
     return None
@@ -198,7 +208,7 @@ def _int(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    return int(value) if value.isdigit() and len(value) <= 12 else None
+    return int(value) if _digits(value) and len(value) <= 12 else None
 
 
 def _da(day: date) -> str:
@@ -435,6 +445,7 @@ class _Census:
         documented limit (DICOM wildcards have no character classes to do better).
         """
         seen = self.tally.id_chars[position] if position < len(self.tally.id_chars) else set()
+        seen = {c for c in seen if c.isascii() and c.isprintable()}  # queries are ASCII
         chars = set(_DIGITS) | seen
         if any(c.isalpha() and c.isupper() for c in seen):
             chars |= set(_CAPITALS)
@@ -516,7 +527,11 @@ class _Census:
         per_study = {
             (study_uid or one.get(STUDY_UID, ""), one.get(MODALITY, "").strip().upper()) for one in series
         }
-        tally.modalities.update(modality for _, modality in per_study if modality)
+        tally.modalities.update(
+            modality
+            for _, modality in per_study
+            if _MODALITY.fullmatch(modality) and (modality in tally.modalities or len(tally.modalities) < 64)
+        )
 
     def _note(self, split: str) -> None:
         if split not in self.split:

@@ -201,14 +201,7 @@ class _Search:
         for probe in self.ctx.session_probes:
             try:
                 await probe.run(association, self.block, settings)
-            except (
-                TimeoutError,
-                OSError,
-                DicomProtocolError,
-                NotDicomError,
-                PeerClosedError,
-                AssociationAbortedError,
-            ) as exc:
+            except Exception as exc:  # errors are data: a probe's failure ends the session, not the scan
                 status, message = status_of_exception(exc)
                 self.block.status, self.block.error = status, f"{probe.name}: {message}"
                 association.abort()
