@@ -98,7 +98,7 @@ def test_upgrade_from_the_previous_revision_keeps_the_data(empty_url: str) -> No
         assert _revision(store.engine) == head_revision()
         assert "ix_observations_scan_id_position" in _indexes(store.engine)
         assert list(store.observations(scan_id)) == [result]
-        assert store.observed_endpoints(scan_id, 0) == {(result.ip, result.port)}
+        assert store.observed_positions(scan_id, 0) == {0}
 
 
 def test_tables_match_the_migrations(empty_url: str) -> None:

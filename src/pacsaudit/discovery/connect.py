@@ -5,18 +5,12 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from pacsaudit.discovery.limits import HostLimiter, RateLimiter
 from pacsaudit.model import Status
 
-__all__ = ["ClosableProtocol", "ConnectFailedError", "Connector", "status_of_os_error"]
-
-
-class ClosableProtocol(Protocol):
-    """What the connector needs of a probe's asyncio protocol: a way to hang up."""
-
-    def close(self) -> None: ...
+__all__ = ["ConnectFailedError", "Connector", "status_of_os_error"]
 
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)

@@ -118,8 +118,6 @@ class _Tally:
     military: set[bytes] = field(default_factory=set)
     series: int = 0
     instances: int = 0
-    studies_without_series_count: int = 0
-    studies_without_instance_count: int = 0
     modalities: Counter[str] = field(default_factory=Counter)
     years: Counter[int] = field(default_factory=Counter)
     months: Counter[tuple[int, int]] = field(default_factory=Counter)
@@ -178,14 +176,8 @@ class _Tally:
         if keys.get(INSTITUTION, "").strip():
             self.institution += 1
         series, instances = _int(keys.get(SERIES_IN_STUDY)), _int(keys.get(INSTANCES_IN_STUDY))
-        if series is None:
-            self.studies_without_series_count += 1
-        else:
-            self.series += series
-        if instances is None:
-            self.studies_without_instance_count += 1
-        else:
-            self.instances += instances
+        self.series += series or 0
+        self.instances += instances or 0
         if (series is None or instances is None) and uid:
             self.to_descend.append(uid)
         return True
@@ -250,11 +242,9 @@ def _within(value: str, bounds: tuple[str, str]) -> bool:
 
 class _Census:
     def __init__(self, association: Association, settings: ScanSettings, key: bytes) -> None:
-        context_id = association.accepted_context(STUDY_ROOT_FIND)
-        assert context_id is not None
         self.association = association
         self.settings = settings
-        self.transfer_syntax = association.transfer_syntax(context_id) or "1.2.840.10008.1.2"
+        self.transfer_syntax = association.transfer_syntax_for(STUDY_ROOT_FIND) or "1.2.840.10008.1.2"
         self.tally = _Tally(key)
         self.queries = 0
         self.answers = 0

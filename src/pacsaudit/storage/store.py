@@ -426,25 +426,10 @@ class ScanStore:
             for (document,) in rows:
                 yield EndpointResult.model_validate_json(document)
 
-    def observed_endpoints(self, scan_id: int, positions_from: int) -> set[tuple[str, int]]:
-        """The (ip, port) of results stored at stream positions >= `positions_from`.
-
-        For resume: from the low-water mark on, these need no new probe. An unresolved
-        hostname's result is keyed by the hostname in place of the ip.
-        """
-        query = (
-            sa.select(endpoints.c.ip, endpoints.c.port)
-            .join(observations, endpoints.c.id == observations.c.endpoint_id)
-            .where(observations.c.scan_id == scan_id, observations.c.position >= positions_from)
-        )
-        with self._engine.connect() as conn:
-            return {(ip, port) for ip, port in conn.execute(query)}
-
     def observed_positions(self, scan_id: int, positions_from: int) -> set[int]:
         """The stream positions stored at or after `positions_from`: resume skips these.
 
-        Unlike `observed_endpoints` this also matches a hostname target, whose address is
-        known only after the engine resolves it.
+        By position, not by address: a hostname target's address is known only once resolved.
         """
         query = sa.select(observations.c.position).where(
             observations.c.scan_id == scan_id, observations.c.position >= positions_from

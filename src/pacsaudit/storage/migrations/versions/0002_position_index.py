@@ -1,6 +1,6 @@
 """Index observations by (scan, stream position), for resume.
 
-`ScanStore.observed_endpoints` asks which endpoints of a scan are already stored at or after
+`ScanStore.observed_positions` asks which endpoints of a scan are already stored at or after
 its low-water mark; without this index that is a scan of every observation of the scan.
 
 Revision ID: 0002_position_index
