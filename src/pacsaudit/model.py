@@ -1,9 +1,9 @@
 """The one result model every stage fills in and every output serialises.
 
-One `EndpointResult` per (ip, port): flat at the top, one block per protocol (`dicom` now;
-`http` and `tls` later). Errors are data (a closed `Status` vocabulary plus a free-text
-`error`), never an exception escaping a scan. Every contract key is always present in the
-output, `null` when unknown.
+One `EndpointResult` per (ip, port): flat at the top, one block per protocol (`dicom`, `http`,
+`tls`) and one `attribution` block (who holds the address). Errors are data (a closed `Status`
+vocabulary plus a free-text `error`), never an exception escaping a scan. Every contract key is
+always present in the output, `null` when unknown.
 """
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AddressScope",
     "AssociationOutcome",
+    "Attribution",
+    "CertificateInfo",
     "DicomBlock",
     "EndpointResult",
     "Evidence",
     "FindRefusal",
+    "HttpBlock",
+    "HttpService",
     "RejectInfo",
     "SensitiveShapes",
     "ServiceEvidence",
@@ -26,6 +31,7 @@ __all__ = [
     "Status",
     "StudyCounts",
     "StudyYears",
+    "TlsBlock",
 ]
 
 
@@ -193,6 +199,89 @@ class DicomBlock(_Block):
     sensitive: SensitiveShapes | None = None
 
 
+class HttpService(_Block):
+    """One PACS-related web service found on an HTTP(S) endpoint (a signature matched)."""
+
+    kind: str
+    """What answered: `orthanc-rest`, `orthanc-explorer`, `dicomweb`, `dcm4chee-ui`, `ohif`, ..."""
+    path: str
+    status_code: int | None = None
+    auth_required: bool | None = None
+    product: str | None = None
+    version: str | None = None
+
+
+class HttpBlock(_Block):
+    """What the HTTP(S) probe learnt: PACS web front ends, DICOMweb, and what a stranger may list."""
+
+    status: Status = Status.SUCCESS
+    error: str | None = None
+    detected: bool = False
+    """An HTTP server answered."""
+    scheme: Literal["http", "https"] | None = None
+    status_code: int | None = None
+    """The status of `GET /`."""
+    server_header: str | None = None
+    product: str | None = None
+    vendor: str | None = None
+    version: str | None = None
+    auth_required: bool | None = None
+    """Every PACS service found demanded authentication (`false`: at least one did not)."""
+    dicomweb_root: str | None = None
+    """The QIDO-RS root that answered, if any (e.g. `/dicom-web`)."""
+    studies_listable: bool | None = None
+    """A stranger could list studies (QIDO-RS or a REST API)."""
+    default_credentials_accepted: bool | None = None
+    """With `--try-default-credentials`: a vendor-documented default login worked."""
+    services: list[HttpService] = Field(default_factory=list)
+    counts: StudyCounts | None = None
+    """With `--census`: what a stranger can enumerate over HTTP."""
+
+
+class CertificateInfo(_Block):
+    """The peer's leaf certificate, read from its DER bytes (never trusted, only described)."""
+
+    subject: str | None = None
+    issuer: str | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+    self_signed: bool | None = None
+    expired: bool | None = None
+    key_type: str | None = None
+    key_bits: int | None = None
+    signature_algorithm: str | None = None
+    sha256: str | None = None
+
+
+class TlsBlock(_Block):
+    """What a TLS handshake (verification off, old versions allowed) showed about the endpoint."""
+
+    status: Status = Status.SUCCESS
+    error: str | None = None
+    detected: bool = False
+    """A TLS handshake completed (or failed only for want of a client certificate)."""
+    version: str | None = None
+    cipher: str | None = None
+    client_certificate_required: bool | None = None
+    certificate: CertificateInfo | None = None
+
+
+AddressScope = Literal[
+    "public", "private", "loopback", "link-local", "shared", "multicast", "reserved", "unresolved"
+]
+"""What kind of address a target is (RFC 6890 special-purpose ranges; `shared` is RFC 6598)."""
+
+
+class Attribution(_Block):
+    """Who holds the address, from offline data: registry country, and AS from a user's MMDB."""
+
+    scope: AddressScope
+    country: str | None = None
+    """ISO 3166-1 alpha-2 country the registry assigned the address to (null if none)."""
+    asn: int | None = None
+    as_org: str | None = None
+
+
 class EndpointResult(_Block):
     """One JSON line: everything pacsaudit knows about one (ip, port)."""
 
@@ -205,4 +294,7 @@ class EndpointResult(_Block):
     """Wall time from the first packet to the last, for this endpoint."""
     timestamp: str
     """When the endpoint's probe started, ISO 8601 UTC."""
+    attribution: Attribution | None = None
     dicom: DicomBlock | None = None
+    http: HttpBlock | None = None
+    tls: TlsBlock | None = None
