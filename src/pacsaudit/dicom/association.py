@@ -37,7 +37,7 @@ from pacsaudit.dicom.pdu import (
     encode_p_data,
     encode_release_request,
 )
-from pacsaudit.dicom.reader import PeerClosedError
+from pacsaudit.dicom.reader import Pdu, PeerClosedError
 from pacsaudit.dicom.transport import PduTransport
 
 __all__ = [
@@ -47,12 +47,62 @@ __all__ = [
     "AssociationReply",
     "ContextNotAcceptedError",
     "FindResponse",
+    "MessageAssembler",
+    "echo_status",
     "request_association",
 ]
 
 _MAX_MESSAGE = 4 * 1024 * 1024
 MAX_READS_AFTER_CANCEL = 1000
 """Pending responses still read (and dropped) after our C-CANCEL-RQ before giving up on the peer."""
+
+
+class MessageAssembler:
+    """Puts one DIMSE message back together from P-DATA-TF PDUs: command first, then its data set.
+
+    Shared by the awaiting `Association` and the callback-driven `FirstContact`, so both
+    accept and refuse exactly the same fragments.
+    """
+
+    __slots__ = ("_command", "_command_set", "_data")
+
+    def __init__(self) -> None:
+        self._command = bytearray()
+        self._data = bytearray()
+        self._command_set: CommandSet | None = None
+
+    def feed(self, pdu: Pdu) -> tuple[CommandSet, bytes | None] | None:
+        """The whole message once its last fragment is in; None while more must come."""
+        if pdu.type != PduType.P_DATA_TF:
+            raise DicomProtocolError(f"PDU type 0x{pdu.type:02x} where P-DATA-TF was expected")
+        command, data = self._command, self._data
+        for pdv in decode_p_data(pdu.body):
+            if pdv.is_command:
+                if self._command_set is not None:
+                    raise DicomProtocolError("command fragment after the last command fragment")
+                command += pdv.data
+                if pdv.is_last:
+                    self._command_set = decode_command_set(bytes(command))
+                    if not self._command_set.has_data_set:
+                        return self._command_set, None
+            elif self._command_set is None:
+                raise DicomProtocolError("data set fragment before the command was complete")
+            else:
+                data += pdv.data
+                if pdv.is_last:
+                    return self._command_set, bytes(data)
+            if len(command) + len(data) > _MAX_MESSAGE:
+                raise DicomProtocolError(f"DIMSE message larger than {_MAX_MESSAGE} bytes")
+        return None
+
+
+def echo_status(response: CommandSet, message_id: int) -> int | None:
+    """The status of a C-ECHO-RSP, once it is known to answer our C-ECHO-RQ."""
+    if response.command_field != C_ECHO_RSP:
+        raise DicomProtocolError(f"command 0x{response.command_field or 0:04x} in answer to C-ECHO-RQ")
+    if response.message_id_responded not in (message_id, None):
+        raise DicomProtocolError("C-ECHO-RSP answers another message ID")
+    return response.status
 
 
 class AssociationAbortedError(Exception):
@@ -127,22 +177,27 @@ class Association:
         # A peer max of 0 means "unlimited" (PS3.8 D.1); stay modest anyway.
         self._fragment = min(peer_max, 64 * 1024) - 6 if peer_max >= 1024 else 16 * 1024
         self._find: _FindState | None = None
+        self._accepted_contexts: dict[str, int] | None = None
 
     def accepted_context(self, abstract_syntax: str) -> int | None:
         """The ID of an accepted context for `abstract_syntax`, if the peer accepted one."""
-        for pc in self.request.contexts:
-            if pc.abstract_syntax == abstract_syntax:
-                result = self.accept.contexts.get(pc.context_id)
-                if result is not None and result[0] == 0:
-                    return pc.context_id
-        return None
+        return self._accepted().get(abstract_syntax)
 
     def accepted_abstract_syntaxes(self) -> list[str]:
-        return [
-            pc.abstract_syntax
-            for pc in self.request.contexts
-            if (r := self.accept.contexts.get(pc.context_id)) is not None and r[0] == 0
-        ]
+        return list(self._accepted())
+
+    def _accepted(self) -> dict[str, int]:
+        """Abstract syntax -> the first accepted context proposing it, in proposal order; made once."""
+        accepted = self._accepted_contexts
+        if accepted is None:
+            accepted = {}
+            results = self.accept.contexts
+            for pc in self.request.contexts:
+                result = results.get(pc.context_id)
+                if result is not None and result[0] == 0:
+                    accepted.setdefault(pc.abstract_syntax, pc.context_id)
+            self._accepted_contexts = accepted
+        return accepted
 
     def transfer_syntax(self, context_id: int) -> str | None:
         result = self.accept.contexts.get(context_id)
@@ -173,34 +228,16 @@ class Association:
 
     async def receive_message(self) -> tuple[CommandSet, bytes | None]:
         """Read one whole DIMSE message (command, then its data set if it announces one)."""
-        command = bytearray()
-        data = bytearray()
-        command_set: CommandSet | None = None
+        message = MessageAssembler()
         while True:
             pdu = await self._conn.read_pdu()
             if pdu.type == PduType.ABORT:
                 self.aborted_by_peer = True
                 self._conn.close()
                 raise AssociationAbortedError(decode_abort(pdu.body), "peer aborted the association")
-            if pdu.type != PduType.P_DATA_TF:
-                raise DicomProtocolError(f"PDU type 0x{pdu.type:02x} where P-DATA-TF was expected")
-            for pdv in decode_p_data(pdu.body):
-                if pdv.is_command:
-                    if command_set is not None:
-                        raise DicomProtocolError("command fragment after the last command fragment")
-                    command += pdv.data
-                    if pdv.is_last:
-                        command_set = decode_command_set(bytes(command))
-                        if not command_set.has_data_set:
-                            return command_set, None
-                elif command_set is None:
-                    raise DicomProtocolError("data set fragment before the command was complete")
-                else:
-                    data += pdv.data
-                    if pdv.is_last:
-                        return command_set, bytes(data)
-                if len(command) + len(data) > _MAX_MESSAGE:
-                    raise DicomProtocolError(f"DIMSE message larger than {_MAX_MESSAGE} bytes")
+            whole = message.feed(pdu)
+            if whole is not None:
+                return whole
 
     async def echo(self) -> int | None:
         """C-ECHO; the response status, or None if Verification was not accepted."""
@@ -210,11 +247,7 @@ class Association:
         message_id = self.message_id()
         self.send_message(context_id, encode_c_echo_rq(message_id, VERIFICATION))
         response, _ = await self.receive_message()
-        if response.command_field != C_ECHO_RSP:
-            raise DicomProtocolError(f"command 0x{response.command_field or 0:04x} in answer to C-ECHO-RQ")
-        if response.message_id_responded not in (message_id, None):
-            raise DicomProtocolError("C-ECHO-RSP answers another message ID")
-        return response.status
+        return echo_status(response, message_id)
 
     async def find(
         self, sop_class: str, identifier: bytes, *, max_responses: int, priority: int = 0

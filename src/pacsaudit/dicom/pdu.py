@@ -195,12 +195,34 @@ def _items(body: bytes, start: int) -> list[tuple[int, bytes]]:
     return out
 
 
+_ACCEPTS: dict[bytes, AssociateAccept] = {}
+_ACCEPTS_KEPT = 256
+_ACCEPT_KEY_MAX = 2048
+
+
 def decode_associate_accept(body: bytes) -> AssociateAccept:
-    """Decode the body (after the 6-byte header) of an A-ASSOCIATE-AC (PS3.8 9.3.3)."""
+    """Decode the body (after the 6-byte header) of an A-ASSOCIATE-AC (PS3.8 9.3.3).
+
+    Only the items after the fixed part are read (the echoed AE titles are not), and a
+    server answers every stranger with the same items, as do the members of a clone fleet:
+    decoded answers are kept, in a bounded table of small answers, keyed by those items.
+    The result is frozen, so sharing it is safe.
+    """
     if len(body) < 68:
         raise DicomProtocolError(
             f"A-ASSOCIATE-AC body of {len(body)} bytes is shorter than its fixed part (68)"
         )
+    items = body[68:]
+    known = _ACCEPTS.get(items)
+    if known is not None:
+        return known
+    accept = _decode_accept_items(body)
+    if len(items) <= _ACCEPT_KEY_MAX and len(_ACCEPTS) < _ACCEPTS_KEPT:
+        _ACCEPTS[items] = accept
+    return accept
+
+
+def _decode_accept_items(body: bytes) -> AssociateAccept:
     contexts: dict[int, tuple[int, str | None]] = {}
     app_context = max_pdu = impl_uid = impl_version = None
     for item_type, value in _items(body, 68):

@@ -69,9 +69,10 @@ def classify_foreign_bytes(head: bytes) -> str | None:
 
 def check_header(head: bytes, limits: PduLimits) -> tuple[int, int]:
     """Judge a 6-byte PDU header before its body is read: (type, length), or why not."""
-    foreign = classify_foreign_bytes(head)
-    if foreign:
-        raise NotDicomError(foreign)
+    if head[0] not in _PDU_TYPES:  # a PDU type byte is never the start of what is classified
+        foreign = classify_foreign_bytes(head)
+        if foreign:
+            raise NotDicomError(foreign)
     pdu_type, _, length = _HEADER.unpack(head)
     limit = limits.max_body(pdu_type)
     if limit is None:

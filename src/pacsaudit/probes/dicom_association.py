@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pacsaudit.config import ScanSettings
@@ -42,14 +42,16 @@ from pacsaudit.dicom.constants import (
     VERIFICATION,
     reject_words,
 )
+from pacsaudit.dicom.first_contact import FirstContact
 from pacsaudit.dicom.transport import PduTransport
 from pacsaudit.discovery import ConnectFailedError, Connector, status_of_os_error
 from pacsaudit.fingerprint import called_ae_dictionary, calling_ae_dictionary, identify
 from pacsaudit.model import DicomBlock, RejectInfo, Status
 from pacsaudit.probes import registry
-from pacsaudit.probes.session import SessionProbe
+from pacsaudit.probes.services import ServicesProbe
+from pacsaudit.probes.session import EchoProbe, SessionProbe
 
-__all__ = ["DicomProbeContext", "probe_dicom", "random_ae_title", "status_of_exception"]
+__all__ = ["DicomProbeContext", "probe_dicom", "random_ae_title", "settle_dicom", "status_of_exception"]
 
 # Reject reasons from the service user that can be about AE titles (PS3.8 Table 9-21).
 _TITLE_REASONS = frozenset({1, 3, 7})
@@ -75,10 +77,29 @@ class DicomProbeContext:
     session_probes: tuple[SessionProbe, ...] = ()
     called_titles: tuple[str, ...] = field(default_factory=tuple)
     calling_titles: tuple[str, ...] = field(default_factory=tuple)
+    scripted_session: bool = False
+    """The session is only the capability matrix and C-ECHO: `FirstContact` plays it by itself."""
 
     def transport(self) -> PduTransport:
         """A fresh protocol for one connection: the factory the connector calls."""
         return PduTransport(self.limits, self.settings.timeout)
+
+    def request(self, called: str, calling: str) -> AssociateRequest:
+        settings = self.settings
+        return AssociateRequest(
+            called_ae=called,
+            calling_ae=calling,
+            contexts=self.contexts,
+            max_pdu_length=settings.max_pdu_length,
+            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+        )
+
+    def first_contact(self, stranger: tuple[str, str]) -> Callable[[], FirstContact]:
+        """The protocol factory for an endpoint's first connection: it opens with the stranger test."""
+        request = self.request(*stranger)
+        limits, timeout, scripted = self.limits, self.settings.timeout, self.scripted_session
+        return lambda: FirstContact(limits, timeout, request, echo_and_release=scripted)
 
     @classmethod
     def create(
@@ -110,7 +131,23 @@ class DicomProbeContext:
             session_probes=session_probes,
             called_titles=tuple(called),
             calling_titles=tuple(calling),
+            scripted_session=tuple(type(p) for p in session_probes) == (ServicesProbe, EchoProbe),
         )
+
+
+def settle_dicom(block: DicomBlock, status: Status, error: str | None) -> tuple[Status, str | None]:
+    """The endpoint's status once connected: `success` whenever the peer spoke DICOM at all.
+
+    What went wrong after that (the deadline in the AE search, say) stays in the block.
+    """
+    if status is not Status.SUCCESS:
+        if block.detected:
+            block.error = block.error or error
+            if block.status is Status.SUCCESS and status is Status.IO_TIMEOUT:
+                block.status = Status.IO_TIMEOUT
+        else:
+            block.status, block.error = status, error
+    return (Status.SUCCESS, None) if block.detected else (status, error)
 
 
 def status_of_exception(exc: BaseException) -> tuple[Status, str]:
@@ -135,13 +172,29 @@ def status_of_exception(exc: BaseException) -> tuple[Status, str]:
 class _Search:
     """One endpoint's association attempts and what they proved."""
 
-    def __init__(self, ctx: DicomProbeContext, ip: str, port: int, block: DicomBlock) -> None:
+    def __init__(
+        self, ctx: DicomProbeContext, ip: str, port: int, block: DicomBlock, stranger: tuple[str, str]
+    ) -> None:
         self.ctx = ctx
         self.ip = ip
         self.port = port
         self.block = block
-        self.stranger = (random_ae_title(), random_ae_title())
+        self.stranger = stranger
         self.refused: set[tuple[str, str]] = set()
+
+    async def first(self, conn: FirstContact) -> AssociationReply:
+        """The stranger test that `conn` played on connecting; the session too when it was scripted."""
+        self.block.ae_attempts += 1
+        await conn.finished
+        reply, association = conn.reply, conn.association
+        assert reply is not None
+        self._answered(conn, reply, association, *self.stranger)
+        if association is not None:
+            if self.ctx.scripted_session:
+                self._scripted_session(conn, association)
+            else:
+                await self._session(association)
+        return reply
 
     async def attempt(self, called: str, calling: str, conn: PduTransport | None = None) -> AssociationReply:
         """One association request (on `conn`, or a new connection); runs the session if accepted."""
@@ -152,17 +205,21 @@ class _Search:
         return await self._exchange(conn, called, calling)
 
     async def _exchange(self, conn: PduTransport, called: str, calling: str) -> AssociationReply:
-        settings = self.ctx.settings
-        request = AssociateRequest(
-            called_ae=called,
-            calling_ae=calling,
-            contexts=self.ctx.contexts,
-            max_pdu_length=settings.max_pdu_length,
-            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
-            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
-        )
         self.block.ae_attempts += 1
-        reply, association = await request_association(conn, request)
+        reply, association = await request_association(conn, self.ctx.request(called, calling))
+        self._answered(conn, reply, association, called, calling)
+        if association is not None:
+            await self._session(association)
+        return reply
+
+    def _answered(
+        self,
+        conn: PduTransport,
+        reply: AssociationReply,
+        association: Association | None,
+        called: str,
+        calling: str,
+    ) -> None:
         self.block.detected = True
         if association is None:
             # Close now: some servers (Orthanc) serve the next association only after this one is gone.
@@ -171,8 +228,6 @@ class _Search:
                 self.refused.add((called, calling))
         else:
             self._accepted(association, called, calling)
-            await self._session(association)
-        return reply
 
     def _accepted(self, association: Association, called: str, calling: str) -> None:
         block, accept = self.block, association.accept
@@ -211,6 +266,21 @@ class _Search:
         except (TimeoutError, OSError, DicomProtocolError, NotDicomError, PeerClosedError):
             association.abort()
 
+    def _scripted_session(self, conn: FirstContact, association: Association) -> None:
+        """What `_session` would have recorded, from the C-ECHO and A-RELEASE `conn` already did."""
+        block = self.block
+        for probe in self.ctx.session_probes:
+            if isinstance(probe, ServicesProbe):
+                probe.record(association, block)
+        if association.accepted_context(VERIFICATION) is None:
+            return
+        if conn.echo_error is not None:
+            block.echo = False
+            status, message = status_of_exception(conn.echo_error)
+            block.status, block.error = status, f"{EchoProbe.name}: {message}"
+        else:
+            block.echo = conn.echo == 0x0000
+
     def plan(self, honest_calling: bool) -> Iterator[tuple[str, str]]:
         """Title pairs to try, one title varied at a time first, each phase with a share of the budget."""
         called0, calling0 = self.stranger
@@ -234,15 +304,27 @@ class _Search:
 
 
 async def probe_dicom(
-    conn: PduTransport, ip: str, port: int, ctx: DicomProbeContext, block: DicomBlock
+    conn: PduTransport,
+    ip: str,
+    port: int,
+    ctx: DicomProbeContext,
+    block: DicomBlock,
+    stranger: tuple[str, str] | None = None,
 ) -> None:
     """Fill `block` for one endpoint; `conn` is the discovery connection, used for the stranger test.
 
-    Exceptions from the stranger test propagate (the caller turns them into the endpoint's
-    status); later attempts end the search quietly, keeping what was proven.
+    `conn` may be a `FirstContact` made by `ctx.first_contact(stranger)`, which has already sent
+    the stranger's request; any other transport gets it sent here. Exceptions from the stranger
+    test propagate (the caller turns them into the endpoint's status); later attempts end the
+    search quietly, keeping what was proven.
     """
-    search = _Search(ctx, ip, port, block)
-    reply = await search.attempt(*search.stranger, conn=conn)
+    if stranger is None:
+        stranger = (random_ae_title(), random_ae_title())
+    search = _Search(ctx, ip, port, block, stranger)
+    if isinstance(conn, FirstContact):
+        reply = await search.first(conn)
+    else:
+        reply = await search.attempt(*stranger, conn=conn)
     if reply.reject is not None and reply.reject.result == 2:
         await asyncio.sleep(ctx.settings.busy_retry_pause)
         try:

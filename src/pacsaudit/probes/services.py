@@ -46,6 +46,11 @@ class ServicesProbe:
         return tuple(uid for uids in SERVICE_CLASSES.values() for uid in uids)
 
     async def run(self, association: Association, block: DicomBlock, settings: ScanSettings) -> None:
+        self.record(association, block)
+
+    @staticmethod
+    def record(association: Association, block: DicomBlock) -> None:
+        """The matrix from the accepted contexts alone: no message is sent, so it cannot fail."""
         accepted = set(association.accepted_abstract_syntaxes())
         granted = {service: any(uid in accepted for uid in uids) for service, uids in SERVICE_CLASSES.items()}
         block.services = Services(**granted)

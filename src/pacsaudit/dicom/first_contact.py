@@ -1,0 +1,204 @@
+"""The stranger's first association, driven by callbacks: A-ASSOCIATE-RQ, C-ECHO, A-RELEASE.
+
+On a sweep nearly every DICOM peer is an accept-any archive, and for each the scanner does
+the same three round trips. Awaiting each PDU (a coroutine chain, a future and a timer per
+read) costs more CPU than the exchange itself, so this protocol runs the whole script in
+`data_received` and wakes the probe once, with everything learnt. It decides exactly what
+`request_association`, `Association.echo` and `Association.release` decide (same decoders,
+same `MessageAssembler`, same limits, same read timeout per step); anything else the probe
+wants afterwards (a C-FIND census) takes over the connection as an ordinary `Association`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Final
+
+from pacsaudit.dicom.association import (
+    Association,
+    AssociationAbortedError,
+    AssociationReply,
+    MessageAssembler,
+    echo_status,
+)
+from pacsaudit.dicom.constants import VERIFICATION, PduType
+from pacsaudit.dicom.dimse import encode_c_echo_rq
+from pacsaudit.dicom.pdu import (
+    AssociateRequest,
+    DicomProtocolError,
+    PresentationDataValue,
+    decode_abort,
+    decode_associate_accept,
+    decode_associate_reject,
+    encode_abort,
+    encode_associate_request,
+    encode_p_data,
+    encode_release_request,
+)
+from pacsaudit.dicom.reader import Pdu, PduLimits
+from pacsaudit.dicom.transport import PduTransport
+
+__all__ = ["FirstContact"]
+
+_ASSOCIATING: Final = 0
+_ECHOING: Final = 1
+_RELEASING: Final = 2
+_DONE: Final = 3
+
+_ECHO_MESSAGE_ID: Final = 1
+_RELEASE_RQ: Final = encode_release_request()
+_ABORT: Final = encode_abort()
+_ECHO_PDU: Final = encode_p_data(
+    [PresentationDataValue(1, True, True, encode_c_echo_rq(_ECHO_MESSAGE_ID, VERIFICATION))]
+)
+
+
+class FirstContact(PduTransport):
+    """A `PduTransport` that plays the first association by itself, then behaves as a plain one.
+
+    `request` must propose Verification as presentation context 1 when `echo_and_release` is
+    set. Await `finished`: it raises what `request_association` would raise (the association
+    failed: timeout, not DICOM, a broken PDU...); otherwise `reply` holds the answer and, when
+    the association was accepted, `association`, `echo` (the C-ECHO-RSP status, None when
+    Verification was not accepted or the echo failed), `echo_error` (why the echo failed) and
+    `released`. Without `echo_and_release` it stops after the A-ASSOCIATE-AC, leaving the
+    accepted association for the caller.
+    """
+
+    def __init__(
+        self, limits: PduLimits, read_timeout: float, request: AssociateRequest, *, echo_and_release: bool
+    ) -> None:
+        super().__init__(limits, read_timeout)
+        self.request = request
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.reply: AssociationReply | None = None
+        self.association: Association | None = None
+        self.echo: int | None = None
+        self.echo_error: BaseException | None = None
+        self.released = False
+        self._script = echo_and_release
+        self._step = _ASSOCIATING
+        self._message: MessageAssembler | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._step_deadline = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.write(encode_associate_request(self.request))
+        self._arm()
+
+    # the script
+
+    def _wake(self) -> None:
+        if self._step == _DONE:
+            super()._wake()
+            return
+        try:
+            while self._step != _DONE:
+                pdu = self._take()
+                if pdu is None:
+                    return
+                self._advance(pdu)
+        except Exception as exc:  # a step failed: what failing means depends on the step
+            self._failed(exc)
+
+    def _advance(self, pdu: Pdu) -> None:
+        if self._step == _ASSOCIATING:
+            self._answered(pdu)
+        elif self._step == _ECHOING:
+            self._echoed(pdu)
+        else:
+            self.released = pdu.type == PduType.RELEASE_RP
+            self._finish()
+
+    def _answered(self, pdu: Pdu) -> None:
+        if pdu.type == PduType.ASSOCIATE_AC:
+            accept = decode_associate_accept(pdu.body)
+            self.reply = AssociationReply(accept=accept)
+            self.association = Association(self, self.request, accept)
+            if not self._script:
+                self._finish()
+            elif self.association.accepted_context(VERIFICATION) == 1:
+                self._message = MessageAssembler()
+                self.write(_ECHO_PDU)
+                self._step = _ECHOING
+                self._arm()
+            else:
+                self._release()
+        elif pdu.type == PduType.ASSOCIATE_RJ:
+            self.reply = AssociationReply(reject=decode_associate_reject(pdu.body))
+            self._finish()
+        elif pdu.type == PduType.ABORT:
+            self.reply = AssociationReply(abort=decode_abort(pdu.body))
+            self._finish()
+        else:
+            raise DicomProtocolError(f"PDU type 0x{pdu.type:02x} in answer to an A-ASSOCIATE-RQ")
+
+    def _echoed(self, pdu: Pdu) -> None:
+        if pdu.type == PduType.ABORT:
+            assert self.association is not None
+            self.association.aborted_by_peer = True
+            raise AssociationAbortedError(decode_abort(pdu.body), "peer aborted the association")
+        assert self._message is not None
+        whole = self._message.feed(pdu)
+        if whole is not None:
+            self.echo = echo_status(whole[0], _ECHO_MESSAGE_ID)
+            self._release()
+
+    def _release(self) -> None:
+        self.write(_RELEASE_RQ)
+        self._step = _RELEASING
+        self._arm()
+
+    def _failed(self, exc: BaseException) -> None:
+        step = self._step
+        self._step = _DONE
+        self._disarm()
+        if step == _ASSOCIATING:
+            if not self.finished.done():
+                self.finished.set_exception(exc)
+            return
+        if step == _ECHOING:
+            self.echo_error = exc
+        aborted = self.association is not None and self.association.aborted_by_peer
+        if not aborted:  # our A-ABORT, as `Association.abort` would say it
+            with contextlib.suppress(Exception):  # already gone: no goodbye needed
+                self.write(_ABORT)
+        self.close()
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def _finish(self) -> None:
+        self._step = _DONE
+        self._disarm()
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    # one read timeout per step, as `read_pdu` gives each read; one timer for all of them
+
+    def _arm(self) -> None:
+        """Start the current step's read timeout.
+
+        The happy path must not pay for a timer per step: one timer runs, and when it fires
+        early (a later step started since) it is set again for what is left of that step.
+        """
+        loop = asyncio.get_running_loop()
+        self._step_deadline = loop.time() + self.read_timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._step_deadline, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self._step == _DONE:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._step_deadline:
+            self._timer = loop.call_at(self._step_deadline, self._expired)
+            return
+        self._failed(TimeoutError("no complete PDU within the timeout"))
