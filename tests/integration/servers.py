@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -44,6 +45,7 @@ __all__ = [
     "free_port",
     "orthanc",
     "orthanc_binary",
+    "orthanc_dicomweb_plugin",
     "try_association",
 ]
 
@@ -207,12 +209,23 @@ def try_association(
     called: str,
     calling: str,
     timeout_s: float = 5.0,
+    tls: ssl.SSLContext | None = None,
 ) -> AssociationOutcome:
-    """Propose Verification once with these titles, release if accepted, report the answer."""
+    """Propose Verification once with these titles, release if accepted, report the answer.
+
+    With `tls` (a client context), the association is DICOM over TLS; a failed handshake is
+    reported as ``closed``.
+    """
     try:
         sock = socket.create_connection((host, port), timeout=timeout_s)
     except OSError:
         return AssociationOutcome(status="unreachable")
+    if tls is not None:
+        try:
+            sock = tls.wrap_socket(sock)
+        except OSError:  # ssl.SSLError included: not ready, or refused
+            sock.close()
+            return AssociationOutcome(status="closed")
     with sock:
         try:
             sock.sendall(_associate_rq(called=called, calling=calling))
@@ -266,6 +279,15 @@ def orthanc_binary() -> Path | None:
     return Path(found) if found else None
 
 
+def orthanc_dicomweb_plugin() -> Path | None:
+    """Debian ``orthanc-dicomweb``'s plugin, for ``extra_config={"Plugins": [str(path)]}``."""
+    for directory in ("/usr/share/orthanc/plugins", "/usr/local/share/orthanc/plugins"):
+        candidate = Path(directory) / "libOrthancDicomWeb.so"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 @contextlib.contextmanager
 def orthanc(
     tmp: Path,
@@ -274,8 +296,13 @@ def orthanc(
     aet: str = "ORTHANC",
     extra_config: Mapping[str, Any] | None = None,
     ready_timeout_s: float = READY_TIMEOUT_S,
+    ready_tls: ssl.SSLContext | None = None,
 ) -> Iterator[RunningServer]:
     """Run ``Orthanc <config.json>`` with storage under ``tmp``, no plugins, HTTP on loopback.
+
+    ``ready_tls``: the DICOM port is TLS only (``DicomTlsEnabled`` in ``extra_config``), and
+    readiness is an association inside TLS with this client context (with a client certificate
+    Orthanc trusts, if it requires one).
 
     Orthanc only reads the configuration it is given on the command line, so Debian's
     ``/etc/orthanc/`` (which loads the plugins in ``/usr/share/orthanc/plugins``) is never
@@ -325,7 +352,9 @@ def orthanc(
         return [str(binary), "--verbose", str(config_file)], server
 
     try:
-        with _supervised(launch, ready_calling_aet=READY_CALLING_AET, timeout_s=ready_timeout_s) as server:
+        with _supervised(
+            launch, ready_calling_aet=READY_CALLING_AET, timeout_s=ready_timeout_s, ready_tls=ready_tls
+        ) as server:
             yield server
     finally:
         shutil.rmtree(storage, ignore_errors=True)
@@ -446,6 +475,7 @@ def _supervised(
     *,
     ready_calling_aet: str,
     timeout_s: float,
+    ready_tls: ssl.SSLContext | None = None,
 ) -> Iterator[RunningServer]:
     """Start, wait for a real association, yield, stop; retry start if the process dies early."""
     for attempt in range(1, START_ATTEMPTS + 1):
@@ -462,7 +492,9 @@ def _supervised(
                 start_new_session=True,
             )
         try:
-            _wait_until_ready(process, server, ready_calling_aet=ready_calling_aet, timeout_s=timeout_s)
+            _wait_until_ready(
+                process, server, ready_calling_aet=ready_calling_aet, timeout_s=timeout_s, tls=ready_tls
+            )
         except _ExitedEarly:
             _stop(process)
             if attempt == START_ATTEMPTS:
@@ -486,7 +518,12 @@ class _ExitedEarly(Exception):
 
 
 def _wait_until_ready(
-    process: subprocess.Popen[bytes], server: RunningServer, *, ready_calling_aet: str, timeout_s: float
+    process: subprocess.Popen[bytes],
+    server: RunningServer,
+    *,
+    ready_calling_aet: str,
+    timeout_s: float,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Ready means: the port takes a TCP connection and an association with the right titles."""
     deadline = time.monotonic() + timeout_s
@@ -495,7 +532,7 @@ def _wait_until_ready(
         if _has_exited(process):
             raise _ExitedEarly
         outcome = try_association(
-            server.host, server.port, called=server.aet, calling=ready_calling_aet, timeout_s=2.0
+            server.host, server.port, called=server.aet, calling=ready_calling_aet, timeout_s=2.0, tls=tls
         )
         if outcome.status == "accepted":
             return

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import socket
+import ssl
 from collections import Counter
 
 import pytest
@@ -23,6 +24,7 @@ from pacsaudit.lab import (
     start_fleet_in_thread,
     start_many,
 )
+from pacsaudit.lab.web import WebPolicy
 from pacsaudit.model import Status
 
 STRANGER_CALLED = "PAQZXWVUTSRK"  # nobody's AE title, as a scanner's stranger test uses
@@ -78,6 +80,15 @@ def test_lab_fleet_expectations_are_consistent_with_the_behaviours() -> None:
     assert statuses[HostileKind.TARPIT] is Status.IO_TIMEOUT
 
 
+async def _get(host: str, port: int, path: str) -> bytes:
+    """The head of the answer to a bare HTTP/1.1 GET."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    await close(writer)
+    return head
+
+
 def _outcome_word(outcome: Outcome) -> str | None:
     if outcome.established:
         return "accepted"
@@ -108,6 +119,18 @@ def test_fleet_starts_and_every_member_answers_as_expected() -> None:
                 assert host == member.host
                 if isinstance(member.behaviour, HostileKind):
                     _, writer = await asyncio.open_connection(host, port)  # reachable
+                    await close(writer)
+                    continue
+                if isinstance(member.behaviour, WebPolicy):
+                    head = await _get(host, port, "/system")
+                    expected = b"401" if member.expected_auth_required else b"200"
+                    assert head.split(b" ")[1] == expected and b"Server: Orthanc" in head, member.name
+                    continue
+                if member.tls:
+                    insecure = ssl.create_default_context()
+                    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+                    _, writer = await asyncio.open_connection(host, port, ssl=insecure)
+                    assert writer.get_extra_info("ssl_object").version().startswith("TLS"), member.name
                     await close(writer)
                     continue
                 outcome = await asyncio.to_thread(_probe, member, host, port)

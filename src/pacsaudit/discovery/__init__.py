@@ -1,6 +1,13 @@
 """Finding open ports: asyncio TCP connects under a global rate and a per-host cap."""
 
-from pacsaudit.discovery.connect import ConnectFailedError, Connector, status_of_os_error
+from pacsaudit.discovery.connect import ConnectFailedError, Connector, TlsHandshakeError, status_of_os_error
 from pacsaudit.discovery.limits import HostLimiter, RateLimiter
 
-__all__ = ["ConnectFailedError", "Connector", "HostLimiter", "RateLimiter", "status_of_os_error"]
+__all__ = [
+    "ConnectFailedError",
+    "Connector",
+    "HostLimiter",
+    "RateLimiter",
+    "TlsHandshakeError",
+    "status_of_os_error",
+]

@@ -1,16 +1,24 @@
-"""TCP connect with the scan's limits, and the failure turned into a status, not an exception."""
+"""TCP connect (and TLS handshake) under the scan's limits; a failure is a status, not an exception."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import socket
+import ssl as _ssl
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from pacsaudit.discovery.limits import HostLimiter, RateLimiter
 from pacsaudit.model import Status
 
-__all__ = ["ConnectFailedError", "Connector", "status_of_os_error"]
+__all__ = [
+    "ConnectFailedError",
+    "Connector",
+    "TlsHandshakeError",
+    "status_of_lost_handshake",
+    "status_of_os_error",
+]
 
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
@@ -20,6 +28,14 @@ class ConnectFailedError(Exception):
     def __init__(self, status: Status, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TlsHandshakeError(ConnectFailedError):
+    """TCP connected, but the TLS handshake failed; `cause` is what it raised (for `tls_failure`)."""
+
+    def __init__(self, status: Status, message: str, cause: BaseException) -> None:
+        super().__init__(status, message)
+        self.cause = cause
 
 
 def status_of_os_error(exc: OSError) -> Status:
@@ -35,6 +51,13 @@ def status_of_os_error(exc: OSError) -> Status:
     return Status.UNKNOWN_ERROR
 
 
+def status_of_lost_handshake(exc: OSError) -> Status:
+    """A socket error during a TLS handshake; the loop reports a plain FIN as a reset without errno."""
+    if isinstance(exc, ConnectionError) and exc.errno is None:
+        return Status.CONNECTION_CLOSED
+    return status_of_os_error(exc)
+
+
 class Connector:
     """Opens connections for probes: rate-limited, per-host-capped, bounded in time.
 
@@ -47,12 +70,54 @@ class Connector:
         self.rate = RateLimiter(rate)
         self.hosts = HostLimiter(per_host)
 
-    def open(self, ip: str, port: int, protocol_factory: Callable[[], P]) -> _Opening[P]:
+    def open(
+        self,
+        ip: str,
+        port: int,
+        protocol_factory: Callable[[], P],
+        ssl: _ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> _Opening[P]:
         """`async with connector.open(...) as protocol:` the connected protocol, closed on exit.
 
-        Raises `ConnectFailedError` with the status when there is no connection.
+        With `ssl`, the protocol is connected only once a TLS handshake (SNI `server_hostname`,
+        none if `None`) has completed, inside the same host cap and rate, each phase bounded by
+        `timeout`; its transport then answers `get_extra_info("ssl_object")`.
+        Raises `ConnectFailedError` with the status when there is no connection, its subclass
+        `TlsHandshakeError` when TCP connected but the handshake failed.
         """
-        return _Opening(self, ip, port, protocol_factory)
+        if ssl is None:
+            return _Opening(self, ip, port, protocol_factory)
+        return _TlsOpening(self, ip, port, protocol_factory, ssl, server_hostname)
+
+    def over_tls(self, context: _ssl.SSLContext, server_hostname: str | None = None) -> Connector:
+        """A connector sharing this one's limits whose every connection is wrapped in TLS.
+
+        Lets a probe that opens its own follow-up connections (the AE-title search) run inside
+        TLS unchanged.
+        """
+        return _TlsConnector(self, context, server_hostname)
+
+
+class _TlsConnector(Connector):
+    def __init__(self, base: Connector, context: _ssl.SSLContext, server_hostname: str | None) -> None:
+        self.timeout = base.timeout
+        self.rate = base.rate
+        self.hosts = base.hosts
+        self._context = context
+        self._server_hostname = server_hostname
+
+    def open(
+        self,
+        ip: str,
+        port: int,
+        protocol_factory: Callable[[], P],
+        ssl: _ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> _Opening[P]:
+        return _TlsOpening(
+            self, ip, port, protocol_factory, ssl or self._context, server_hostname or self._server_hostname
+        )
 
 
 class _Opening(Generic[P]):
@@ -91,3 +156,86 @@ class _Opening(Generic[P]):
         if self._transport is not None:
             self._transport.close()
         self._connector.hosts.release(self._ip)
+
+
+class _TlsOpening(_Opening[P]):
+    """One connection wrapped in TLS: TCP connect, then the handshake, each bounded by the timeout.
+
+    The socket is connected first and handed to the loop after, so a stalled handshake
+    (`io-timeout`: something listens) is told apart from a connect that never completes.
+    """
+
+    __slots__ = ("_context", "_server_hostname")
+
+    def __init__(
+        self,
+        connector: Connector,
+        ip: str,
+        port: int,
+        factory: Callable[[], P],
+        context: _ssl.SSLContext,
+        server_hostname: str | None,
+    ) -> None:
+        super().__init__(connector, ip, port, factory)
+        self._context = context
+        self._server_hostname = server_hostname
+
+    async def __aenter__(self) -> P:
+        connector = self._connector
+        await connector.hosts.acquire(self._ip)
+        try:
+            if connector.rate.interval:
+                await connector.rate.wait()
+            transport, protocol = await self._connect(asyncio.get_running_loop(), connector.timeout)
+        except BaseException:
+            connector.hosts.release(self._ip)
+            raise
+        self._transport = transport
+        return protocol
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # Abort, not close: a graceful close waits (up to 30 s) for the peer's close_notify, a
+        # wait a hostile peer can stretch; the probe is done with the session either way.
+        if self._transport is not None:
+            cast(asyncio.Transport, self._transport).abort()  # uvloop's: alike, not a subclass
+        self._connector.hosts.release(self._ip)
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, timeout: float
+    ) -> tuple[asyncio.BaseTransport, P]:
+        family = socket.AF_INET6 if ":" in self._ip else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            try:
+                async with asyncio.timeout(timeout):
+                    await loop.sock_connect(sock, (self._ip, self._port))
+            except TimeoutError:
+                raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
+            except OSError as exc:
+                raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
+            try:
+                async with asyncio.timeout(timeout):
+                    return await loop.create_connection(
+                        self._factory,
+                        sock=sock,
+                        ssl=self._context,
+                        server_hostname=self._server_hostname or "",
+                        ssl_handshake_timeout=2 * timeout,  # the bound above is the one that acts
+                    )
+            except TimeoutError as exc:
+                raise TlsHandshakeError(
+                    Status.IO_TIMEOUT, "TLS handshake not finished within the timeout", exc
+                ) from None
+            except _ssl.SSLError as exc:
+                raise TlsHandshakeError(
+                    Status.PROTOCOL_ERROR, f"TLS handshake failed: {exc.reason or type(exc).__name__}", exc
+                ) from None
+            except OSError as exc:
+                status = status_of_lost_handshake(exc)
+                raise TlsHandshakeError(
+                    status, f"TLS handshake failed: {exc.strerror or type(exc).__name__}", exc
+                ) from None
+        except BaseException:
+            sock.close()
+            raise

@@ -1,44 +1,100 @@
-"""One endpoint, one job: connect, run the DICOM probe, and always come back with a result.
+"""One endpoint, one job: the probes its port calls for, and always one result back.
 
-The deadline is total: connect, every association attempt and every read share it, so a peer
-that drips a byte a second ends exactly at the deadline with what was learnt before it.
+The deadline is total: connect, every association attempt, every read, and every protocol
+tried on the port (plain DICOM, then TLS or HTTP; HTTPS, then HTTP) share it, so a peer that
+drips a byte a second ends at the deadline with what was learnt before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from datetime import UTC, datetime
 
+from pacsaudit.config import DICOM_TLS_PORTS, ScanSettings
 from pacsaudit.discovery import ConnectFailedError
-from pacsaudit.model import DicomBlock, EndpointResult, Status
-from pacsaudit.probes.dicom_association import DicomProbeContext, probe_dicom, status_of_exception
+from pacsaudit.model import DicomBlock, EndpointResult, HttpBlock, Status
+from pacsaudit.probes.dicom_association import (
+    DicomProbeContext,
+    probe_dicom,
+    random_ae_title,
+    settle_dicom,
+    status_of_exception,
+)
 
-__all__ = ["is_open", "scan_endpoint", "utc_now"]
+__all__ = ["is_open", "scan_endpoint", "scan_plain_dicom", "utc_now"]
 
 _CLOSED = frozenset({Status.CONNECTION_REFUSED, Status.CONNECTION_TIMEOUT, Status.UNREACHABLE})
+_HTTPS_PORTS = frozenset({443, 2443, 4443, 8443, 9443})
+"""Web ports where HTTPS is tried first."""
+
+
+_SECOND: list[tuple[int, str]] = [(-1, "")]
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO 8601 UTC to the millisecond; the text of the current second is made once per second."""
+    now = time.time()
+    second = int(now)
+    cached, prefix = _SECOND[0]
+    if second != cached:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _SECOND[0] = (second, prefix)
+    return f"{prefix}.{int((now - second) * 1000):03d}Z"
 
 
 async def scan_endpoint(
     ip: str, port: int, ctx: DicomProbeContext, hostname: str | None = None
 ) -> EndpointResult:
-    """Probe (ip, port); the status says what happened, `dicom` what was learnt (None if closed)."""
+    """Probe (ip, port) with what its port suggests, and always come back with one record.
+
+    Web ports (`settings.web_ports`) get the HTTP(S) probe; IANA's DICOM-over-TLS port gets
+    TLS first, then plain DICOM if no TLS answered; every other port gets plain DICOM first,
+    then TLS if the answer looked like a TLS server's, or HTTP if it was HTTP.
+    """
     started = time.monotonic()
     timestamp = utc_now()
+    if port in ctx.settings.web_ports:
+        result = await _scan_web(ip, port, ctx, hostname, timestamp, started)
+    elif port in DICOM_TLS_PORTS:
+        result = await _scan_tls_first(ip, port, ctx, hostname, timestamp, started)
+    else:
+        result = await scan_plain_dicom(ip, port, ctx, hostname, timestamp)
+        if result.status is Status.SUCCESS or result.status in _CLOSED:
+            return result  # the sweep's common cases: nothing more to try
+        # Loaded on first use: the TLS and HTTP stacks (cryptography, httpx) are a third of the
+        # start-up time, and most scans never need them.
+        from pacsaudit.probes.dicom_tls import answered_like_tls, merge_tls_result, probe_dicom_over_tls
+
+        rest = _remaining(ctx, started)
+        if rest is not None and answered_like_tls(result):
+            result = merge_tls_result(result, await probe_dicom_over_tls(ip, port, rest, hostname))
+        elif rest is not None and _answered_like_http(result):
+            # The endpoint stays `not-dicom` (that is what its DICOM port did); the block says
+            # what the web server behind it is.
+            result.http = await _probe_http(ip, port, rest, hostname, tls=False)
+    result.elapsed_ms = round((time.monotonic() - started) * 1000, 3)
+    return result
+
+
+async def scan_plain_dicom(
+    ip: str, port: int, ctx: DicomProbeContext, hostname: str | None = None, timestamp: str | None = None
+) -> EndpointResult:
+    """Plain DICOM only (no TLS or HTTP retry): the stranger test on the discovery connection,
+    then whatever it leads to."""
+    started = time.monotonic()
+    timestamp = timestamp or utc_now()
     block = DicomBlock()
     status = Status.SUCCESS
     error: str | None = None
     connected = False
     settings = ctx.settings
     deadline = asyncio.timeout(settings.deadline + (settings.census_time if settings.census else 0.0))
+    stranger = (random_ae_title(), random_ae_title())
     try:
-        async with deadline, ctx.connector.open(ip, port, ctx.transport) as conn:
+        async with deadline, ctx.connector.open(ip, port, ctx.first_contact(stranger)) as conn:
             connected = True
-            await probe_dicom(conn, ip, port, ctx, block)
+            await probe_dicom(conn, ip, port, ctx, block, stranger)
     except ConnectFailedError as exc:
         status, error = exc.status, str(exc)
     except TimeoutError as exc:
@@ -50,7 +106,7 @@ async def scan_endpoint(
     except Exception as exc:  # errors are data: nothing a peer does may end the scan
         status, error = status_of_exception(exc)
     if connected:
-        status, error = _settle(block, status, error)
+        status, error = settle_dicom(block, status, error)
     return EndpointResult(
         ip=ip,
         port=port,
@@ -63,19 +119,109 @@ async def scan_endpoint(
     )
 
 
-def _settle(block: DicomBlock, status: Status, error: str | None) -> tuple[Status, str | None]:
-    """The endpoint's status once connected: `success` whenever the peer spoke DICOM at all.
+def _remaining(ctx: DicomProbeContext, started: float) -> DicomProbeContext | None:
+    """The context for the next protocol tried on an endpoint: what is left of its time budget.
 
-    What went wrong after that (the deadline in the AE search, say) stays in the block.
+    None when too little is left to try anything. With `--census` the rest is split between
+    finding the service and counting, as the whole budget was.
     """
-    if status is not Status.SUCCESS:
-        if block.detected:
-            block.error = block.error or error
-            if block.status is Status.SUCCESS and status is Status.IO_TIMEOUT:
-                block.status = Status.IO_TIMEOUT
-        else:
-            block.status, block.error = status, error
-    return (Status.SUCCESS, None) if block.detected else (status, error)
+    settings = ctx.settings
+    total = settings.deadline + (settings.census_time if settings.census else 0.0)
+    left = total - (time.monotonic() - started)
+    if left < min(settings.timeout, 0.5):
+        return None
+    update: dict[str, float] = {"deadline": min(settings.deadline, left)}
+    if settings.census:
+        share = settings.deadline / total
+        update = {"deadline": left * share, "census_time": left * (1 - share)}
+    narrowed: ScanSettings = settings.model_copy(update=update)
+    return dataclasses.replace(ctx, settings=narrowed)
+
+
+async def _scan_tls_first(
+    ip: str, port: int, ctx: DicomProbeContext, hostname: str | None, timestamp: str, started: float
+) -> EndpointResult:
+    """DICOM inside TLS; when nothing on the port speaks TLS, plain DICOM as on any other port."""
+    from pacsaudit.probes.dicom_tls import merge_tls_result, probe_dicom_over_tls
+
+    over_tls = await probe_dicom_over_tls(ip, port, ctx, hostname)
+    if over_tls.tls.detected or over_tls.tls.client_certificate_required or over_tls.status in _CLOSED:
+        return EndpointResult(
+            ip=ip,
+            port=port,
+            hostname=hostname,
+            status=over_tls.status,
+            error=over_tls.error,
+            elapsed_ms=0.0,
+            timestamp=timestamp,
+            dicom=over_tls.dicom,
+            tls=over_tls.tls,
+        )
+    rest = _remaining(ctx, started)
+    if rest is None:
+        return EndpointResult(
+            ip=ip,
+            port=port,
+            hostname=hostname,
+            status=over_tls.status,
+            error=over_tls.error,
+            elapsed_ms=0.0,
+            timestamp=timestamp,
+            tls=over_tls.tls,
+        )
+    return merge_tls_result(await scan_plain_dicom(ip, port, rest, hostname, timestamp), over_tls)
+
+
+async def _scan_web(
+    ip: str, port: int, ctx: DicomProbeContext, hostname: str | None, timestamp: str, started: float
+) -> EndpointResult:
+    """HTTPS first on the usual TLS web ports, HTTP first elsewhere; the other scheme if no server
+    answered the first; the TLS facts of an HTTPS endpoint from one more handshake."""
+    from pacsaudit.probes.tls import probe_tls
+
+    https_first = port in _HTTPS_PORTS
+    http = await _probe_http(ip, port, ctx, hostname, tls=https_first)
+    if not http.detected and http.status not in _CLOSED and (rest := _remaining(ctx, started)):
+        other = await _probe_http(ip, port, rest, hostname, tls=not https_first)
+        if other.detected:
+            http = other
+    tls = None
+    if http.detected and http.scheme == "https" and (rest := _remaining(ctx, started)):
+        tls = await probe_tls(
+            ip, port, connector=rest.connector, settings=rest.settings, server_hostname=hostname
+        )
+    return EndpointResult(
+        ip=ip,
+        port=port,
+        hostname=hostname,
+        status=Status.SUCCESS if http.detected else http.status,
+        error=None if http.detected else http.error,
+        elapsed_ms=0.0,
+        timestamp=timestamp,
+        http=http,
+        tls=tls,
+    )
+
+
+async def _probe_http(
+    ip: str, port: int, ctx: DicomProbeContext, hostname: str | None, *, tls: bool
+) -> HttpBlock:
+    """The HTTP probe under the scan's politeness: one rate slot and one host slot for its requests."""
+    from pacsaudit.probes.http import probe_http
+
+    connector = ctx.connector
+    await connector.hosts.acquire(ip)
+    try:
+        if connector.rate.interval:
+            await connector.rate.wait()
+        return await probe_http(ip, port, tls=tls, settings=ctx.settings, hostname=hostname)
+    finally:
+        connector.hosts.release(ip)
+
+
+def _answered_like_http(result: EndpointResult) -> bool:
+    """A DICOM port whose peer answered our A-ASSOCIATE-RQ with HTTP (a web front end on 104...)."""
+    return result.status is Status.NOT_DICOM and "HTTP" in (result.error or "")
 
 
 def is_open(result: EndpointResult) -> bool:

@@ -16,6 +16,7 @@ from rich.table import Table
 from pacsaudit.config import ScanSettings
 from pacsaudit.engine import run, run_scan
 from pacsaudit.lab.fleet import LAB_FLEET, LabMember, start_fleet_in_thread
+from pacsaudit.lab.web import WebPolicy
 from pacsaudit.model import DicomBlock, EndpointResult
 from pacsaudit.output import JsonlWriter
 from pacsaudit.targets import Endpoint
@@ -42,8 +43,15 @@ def matches_expectation(member: LabMember, result: EndpointResult) -> bool:
     if member.expected_transient:
         checks.append(d is not None and d.transient)
     if member.expected_studies is not None:
-        counts = d.counts if d is not None else None
+        counts = d.counts if d is not None else result.http.counts if result.http is not None else None
         checks.append(counts is not None and counts.complete and counts.studies == member.expected_studies)
+    h = result.http
+    if member.expected_web_product is not None:
+        checks.append(h is not None and h.product == member.expected_web_product)
+    if member.expected_auth_required is not None:
+        checks.append(h is not None and h.auth_required == member.expected_auth_required)
+    if member.tls:
+        checks.append(result.tls is not None and result.tls.detected)
     return all(checks)
 
 
@@ -61,6 +69,18 @@ def _checks(d: DicomBlock) -> str:
     return "none" if d.called_ae_check is False and d.calling_ae_check is False else "-"
 
 
+def _product(r: EndpointResult) -> str:
+    """What answered, with `(web)` for a web front end and `TLS` when inside TLS."""
+    d, h = r.dicom, r.http
+    if d is not None and d.detected:
+        text = " ".join(p for p in (d.product, d.version) if p) or "-"
+    elif h is not None and h.product:
+        text = " ".join(p for p in (h.product, h.version) if p) + " (web)"
+    else:
+        return "-"
+    return f"{text}, TLS" if r.tls is not None and r.tls.detected else text
+
+
 def _table(rows: list[tuple[LabMember, EndpointResult]], *, wide: bool) -> Table:
     """The verdicts; a narrow terminal gets the essentials (the JSON Lines file has everything)."""
     table = Table(title="pacsaudit lab: what a stranger finds", header_style="bold", pad_edge=False)
@@ -75,6 +95,7 @@ def _table(rows: list[tuple[LabMember, EndpointResult]], *, wide: bool) -> Table
             table.add_column(column, overflow="fold", min_width=min(len(column), 9))
     for member, r in rows:
         d = r.dicom
+        counts = d.counts if d else r.http.counts if r.http else None
         cells = {
             "endpoint": f"{r.ip}:{r.port}",
             "lab member": member.name,
@@ -83,9 +104,9 @@ def _table(rows: list[tuple[LabMember, EndpointResult]], *, wide: bool) -> Table
             "any AE": _yes_no(d.open_to_any_ae) if d else "-",
             "AE checks": _checks(d) if d else "-",
             "title found": (d.accepted_called_ae or "-") if d and d.open_to_any_ae is False else "-",
-            "product": " ".join(p for p in (d.product, d.version) if p) or "-" if d else "-",
+            "product": _product(r),
             "echo": _yes_no(d.echo) if d else "-",
-            "studies (queries)": f"{d.counts.studies:,} ({d.counts.queries})" if d and d.counts else "-",
+            "studies (queries)": f"{counts.studies:,} ({counts.queries})" if counts else "-",
             "ok": "[green]yes[/green]" if matches_expectation(member, r) else "[red]NO[/red]",
         }
         table.add_row(*(cells[c] for c in columns))
@@ -118,8 +139,11 @@ def run_lab(
         console.print(f"[bold]Starting {len(members)} simulated PACS and impostors on 127.77.0.0/24 ...")
     with start_fleet_in_thread(members, any_port=any_port) as fleet:
         placed = tuple(replace(m, host=host, port=port) for m, host, port in fleet.endpoints)
+        # Web members are probed as web ports wherever they were placed (any_port moves them).
+        web_ports = {*LAB_SETTINGS.web_ports, *(m.port for m in placed if isinstance(m.behaviour, WebPolicy))}
+        settings = LAB_SETTINGS.model_copy(update={"web_ports": sorted(web_ports)})
         started = time.monotonic()
-        results = scan_lab(placed, LAB_SETTINGS, output)
+        results = scan_lab(placed, settings, output)
         elapsed = time.monotonic() - started
     by_endpoint = {(r.ip, r.port): r for r in results}
     rows = [(m, by_endpoint[(m.host, m.port)]) for m in placed if (m.host, m.port) in by_endpoint]

@@ -25,6 +25,7 @@ from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_
 from pacsaudit.lab._net import require_loopback
 from pacsaudit.lab.hostile import HostileKind, HostileServer, start_hostile
 from pacsaudit.lab.simulator import PacsPolicy, SimStudy, SimulatedPacs, start_simulated_pacs
+from pacsaudit.lab.web import SimulatedWebPacs, WebPolicy, lab_server_context, start_web_pacs
 from pacsaudit.model import AssociationOutcome, Status
 
 __all__ = [
@@ -48,7 +49,7 @@ class LabMember:
     description: str
     host: str
     port: int
-    behaviour: PacsPolicy | HostileKind
+    behaviour: PacsPolicy | HostileKind | WebPolicy
     expected: str
     """The outcome in words, for the demo's table."""
     expected_status: Status | None
@@ -63,6 +64,12 @@ class LabMember:
     """The product the implementation class UID and version name impersonate."""
     expected_studies: int | None = None
     """With `--census`: the studies a stranger can enumerate (exactly: the census must say so)."""
+    tls: bool = False
+    """Served inside TLS, with a self-signed certificate made when the lab starts."""
+    expected_web_product: str | None = None
+    """`http.product`, for a web front end."""
+    expected_auth_required: bool | None = None
+    """`http.auth_required`, for a web front end."""
 
     def __post_init__(self) -> None:
         require_loopback(self.host)
@@ -153,12 +160,14 @@ def lab_studies(count: int, *, seed: int, undated: int = 0, busy_day: int = 0) -
     return tuple(studies)
 
 
+_ORTHANC_STUDIES: Final = lab_studies(150, seed=7, undated=3)
+
 LAB_FLEET: Final[tuple[LabMember, ...]] = (
     _archive(
         "orthanc",
         10,
         4242,
-        PacsPolicy(studies=lab_studies(150, seed=7, undated=3)),
+        PacsPolicy(studies=_ORTHANC_STUDIES),
         "Orthanc with its default configuration (DCMTK inside, no called-AE check)",
         "open to any AE",
         association="accepted",
@@ -383,6 +392,43 @@ LAB_FLEET: Final[tuple[LabMember, ...]] = (
         open_to_any_ae=True,
         product="dcm4che",
     ),
+    replace(
+        _archive(
+            "dicom-tls",
+            62,
+            2762,
+            PacsPolicy(),
+            "an archive speaking only DICOM over TLS (self-signed certificate), open to any AE",
+            "TLS first; open to any AE inside TLS",
+            association="accepted",
+            open_to_any_ae=True,
+            product="DCMTK",
+        ),
+        tls=True,
+    ),
+    LabMember(
+        name="orthanc-web",
+        description="the Orthanc above, seen from its REST API on 8042 (no authentication)",
+        host="127.77.0.10",
+        port=8042,
+        behaviour=WebPolicy(studies=_ORTHANC_STUDIES),
+        expected="web: Orthanc, no authentication, studies counted from /statistics",
+        expected_status=Status.SUCCESS,
+        expected_web_product="Orthanc",
+        expected_auth_required=False,
+        expected_studies=len(_ORTHANC_STUDIES),
+    ),
+    LabMember(
+        name="orthanc-web-auth",
+        description="an Orthanc REST API with authentication on",
+        host="127.77.0.61",
+        port=8042,
+        behaviour=WebPolicy(basic_auth=("radiology", "a-long-local-password")),
+        expected="web: Orthanc, authentication required",
+        expected_status=Status.SUCCESS,
+        expected_web_product="Orthanc",
+        expected_auth_required=True,
+    ),
     _hostile(HostileKind.TARPIT, 40, 11112, "tarpit: io-timeout", Status.IO_TIMEOUT),
     _hostile(HostileKind.DRIP, 41, 11112, "drip: io-timeout at the deadline", Status.IO_TIMEOUT),
     _hostile(HostileKind.HUGE_LENGTH, 42, 11112, "absurd PDU length: protocol-error", Status.PROTOCOL_ERROR),
@@ -418,7 +464,7 @@ LAB_FLEET: Final[tuple[LabMember, ...]] = (
 """The built-in lab, in the order `pacsaudit lab` lists it."""
 
 
-LabServer = SimulatedPacs | HostileServer
+LabServer = SimulatedPacs | HostileServer | SimulatedWebPacs
 """What a started member is."""
 
 
@@ -447,7 +493,10 @@ class RunningFleet:
 async def _start_member(member: LabMember, port: int) -> LabServer:
     if isinstance(member.behaviour, HostileKind):
         return await start_hostile(member.behaviour, member.host, port)
-    return await start_simulated_pacs(member.behaviour, member.host, port)
+    if isinstance(member.behaviour, WebPolicy):
+        return await start_web_pacs(member.behaviour, member.host, port)
+    tls = lab_server_context() if member.tls else None
+    return await start_simulated_pacs(member.behaviour, member.host, port, tls=tls)
 
 
 async def start_fleet(members: Iterable[LabMember] = LAB_FLEET, *, any_port: bool = False) -> RunningFleet:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import struct
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,7 +38,7 @@ from datetime import date
 from enum import IntEnum
 from functools import lru_cache
 from io import BytesIO
-from typing import Final
+from typing import Final, cast
 
 from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VR
@@ -1084,8 +1085,7 @@ class _Connection(asyncio.Protocol):
         self.lost: asyncio.Future[None] = self._loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop TLS: alike, not a subclass
         self._pacs._connections.add(self)
         self._timer = self._loop.call_at(self._last_activity + self._pacs.idle_timeout, self._check_idle)
 
@@ -1218,9 +1218,18 @@ class SimulatedPacs:
         self._user_information = _user_information(policy).encode()
         self._negotiations: dict[bytes, _Negotiation | None] = {}
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """Listen; with `tls` (a server context), every connection is DICOM over TLS."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), require_loopback(host), port)
+        self._server = await loop.create_server(
+            lambda: _Connection(self),
+            require_loopback(host),
+            port,
+            ssl=tls,
+            ssl_handshake_timeout=self.idle_timeout if tls is not None else None,
+        )
         self.host, self.port = self._server.sockets[0].getsockname()[:2]
 
     async def close(self) -> None:
@@ -1266,8 +1275,12 @@ async def start_simulated_pacs(
     *,
     idle_timeout: float = IDLE_TIMEOUT,
     artim_timeout: float = ARTIM_TIMEOUT,
+    tls: ssl.SSLContext | None = None,
 ) -> SimulatedPacs:
-    """Start a simulated PACS listening on `host` (loopback only) and `port` (0: any free port)."""
+    """Start a simulated PACS listening on `host` (loopback only) and `port` (0: any free port).
+
+    With `tls` (a server-side `ssl.SSLContext`) it serves DICOM over TLS.
+    """
     pacs = SimulatedPacs(policy, idle_timeout=idle_timeout, artim_timeout=artim_timeout)
-    await pacs.start(host, port)
+    await pacs.start(host, port, tls=tls)
     return pacs

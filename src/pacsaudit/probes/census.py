@@ -45,7 +45,7 @@ from pacsaudit.dicom.identifier import decode_identifier, encode_identifier
 from pacsaudit.model import DicomBlock, FindRefusal, SensitiveShapes, StudyCounts, StudyYears
 from pacsaudit.probes.shapes import is_military_id_shaped, is_ssn_shaped, split_multi_value
 
-__all__ = ["CensusProbe"]
+__all__ = ["CensusProbe", "StudyTally", "count_value", "tally_summary"]
 
 # (group, element) tags of the keys the census asks for.
 QUERY_LEVEL = 0x00080052
@@ -201,6 +201,34 @@ def _int(value: str | None) -> int | None:
         return None
     value = value.strip()
     return int(value) if _digits(value) and len(value) <= 12 else None
+
+
+StudyTally = _Tally
+"""The census's tally, shared with the HTTP census: it folds STUDY-level answers given as
+``{tag: string}`` (multiple values joined by backslashes, as C-FIND decodes them)."""
+
+
+def count_value(value: str | None) -> int | None:
+    """A count (IS) as the census reads it: ASCII digits only, at most 12 of them, so that a
+    hostile peer cannot inflate a total with an absurd number."""
+    return _int(value)
+
+
+def tally_summary(tally: _Tally) -> tuple[dict[str, int], StudyYears, SensitiveShapes]:
+    """What a tally reports besides the counts: studies per modality, per year, identifier shapes."""
+    years = sorted(tally.years)
+    study_dates = StudyYears(
+        min=years[0] if years else None,
+        max=years[-1] if years else None,
+        per_year={str(y): tally.years[y] for y in years},
+        undated=tally.undated,
+    )
+    sensitive = SensitiveShapes(
+        ssn_shaped=len(tally.ssn),
+        military_id_shaped=len(tally.military),
+        studies_with_institution=tally.institution,
+    )
+    return dict(sorted(tally.modalities.items())), study_dates, sensitive
 
 
 def _da(day: date) -> str:
@@ -529,7 +557,6 @@ class _Census:
 
     def fill(self, block: DicomBlock, complete: bool, reason: str | None, counted_from: str | None) -> None:
         t = self.tally
-        years = sorted(t.years)
         block.counts = StudyCounts(
             patients=len(t.patients),
             studies=len(t.studies),
@@ -543,16 +570,7 @@ class _Census:
             counted_from=counted_from,
             incomplete_reason=reason,
         )
-        block.modalities = dict(sorted(t.modalities.items()))
-        block.study_dates = StudyYears(
-            min=years[0] if years else None,
-            max=years[-1] if years else None,
-            per_year={str(y): t.years[y] for y in years},
-            undated=t.undated,
-        )
-        block.sensitive = SensitiveShapes(
-            ssn_shaped=len(t.ssn), military_id_shaped=len(t.military), studies_with_institution=t.institution
-        )
+        block.modalities, block.study_dates, block.sensitive = tally_summary(t)
 
 
 class CensusProbe:
