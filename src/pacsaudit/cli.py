@@ -95,10 +95,24 @@ def scan(
     census_time: Annotated[
         float | None, typer.Option("--census-time", help="Seconds one endpoint's census may take.")
     ] = None,
+    web_ports: Annotated[
+        str | None,
+        typer.Option("--web-ports", help="Scanned ports to probe over HTTP(S) (default 80,443,8042,...)."),
+    ] = None,
+    try_default_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--try-default-credentials",
+            help="Try vendor-documented default logins once each, where a PACS web service asks for one.",
+        ),
+    ] = False,
     workers: Annotated[
         int | None, typer.Option("--workers", help="Processes to scan with (1 per core).")
     ] = None,
     emit_all: Annotated[bool, typer.Option("--all", help="Also emit closed and filtered ports.")] = False,
+    asn_db: Annotated[
+        Path | None, typer.Option("--asn-db", help="GeoLite2-ASN / DB-IP ASN Lite MMDB: AS of every result.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar, no summary.")] = False,
     db: DbOption = DEFAULT_URL,
     no_db: Annotated[bool, typer.Option("--no-db", help="Keep no history of this scan.")] = False,
@@ -129,7 +143,10 @@ def scan(
             max_queries=max_queries,
             query_pause=query_pause,
             census_time=census_time,
+            web_ports=parse_ports(web_ports) if web_ports else None,
+            try_default_credentials=try_default_credentials or None,
             emit_all=emit_all or None,
+            asn_database=asn_db.resolve() if asn_db else None,
         )
         plan = ScanPlan(
             targets=list(targets or []),
@@ -146,6 +163,18 @@ def scan(
     _execute(plan, output, quiet, None if no_db else db)
 
 
+def _check_asn_database(path: Path | None) -> None:
+    """Open the ASN database once before any packet is sent, so a wrong file fails the command."""
+    if path is None:
+        return
+    from pacsaudit.assessment import AttributionError, Attributor
+
+    try:
+        Attributor(path).close()
+    except AttributionError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _open_store(url: str) -> ScanStore:
     """The scan history (imported here: a scan with `--no-db` never loads SQLAlchemy)."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -159,6 +188,7 @@ def _open_store(url: str) -> ScanStore:
 
 
 def _execute(plan: ScanPlan, output: str, quiet: bool, db: str | None, resume: int | None = None) -> None:
+    _check_asn_database(plan.settings.asn_database)  # again on resume: the file may have moved
     store = _open_store(db) if db is not None else None
     try:
         outcome = execute(plan, output=output, quiet=quiet, progress_console=err, store=store, resume=resume)
@@ -266,6 +296,38 @@ def export(
         store.close()
 
 
+@app.command()
+def notify(
+    scan_id: Annotated[int, typer.Argument(help="The stored scan to notify about.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the notices.")],
+    asn_db: Annotated[
+        Path | None, typer.Option("--asn-db", help="GeoLite2-ASN / DB-IP ASN Lite MMDB to group by AS.")
+    ] = None,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """One PHI-free Markdown notice per network owner (AS, else country) of a scan, and an index."""
+    from pacsaudit.assessment import AttributionError, Attributor
+    from pacsaudit.reports.notify import write_owner_notices
+
+    try:
+        attributor = Attributor(asn_db)
+    except AttributionError as exc:
+        raise _fail(str(exc)) from None
+    store = _open_store(db)
+    try:
+        if store.scan(scan_id) is None:
+            raise _fail(f"no scan {scan_id} in {db}")
+        paths = write_owner_notices(
+            store.observations(scan_id), output, attributor=attributor, scan_label=f"scan {scan_id}"
+        )
+    except (OSError, StorageError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+        attributor.close()
+    err.print(f"{len(paths) - 1} owner notice(s) in {output}, listed in {paths[-1].name}")
+
+
 class DiffFormat(StrEnum):
     table = "table"
     json = "json"
@@ -311,6 +373,64 @@ def diff(
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+@app.command()
+def report(
+    scan_id: Annotated[int, typer.Argument(help="The stored scan to report on.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="File to write, or - for stdout.")] = "-",
+    format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="html, md, csv, json, defectdojo (default: -o's suffix or md)."),
+    ] = None,
+    diff: Annotated[
+        int | None, typer.Option("--diff", help="An earlier scan's id: add the growth since it.")
+    ] = None,
+    table: Annotated[
+        str, typer.Option("--table", help="CSV table: countries, owners, products, worst, findings, systems.")
+    ] = "countries",
+    asn_db: Annotated[
+        Path | None, typer.Option("--asn-db", help="GeoLite2-ASN / DB-IP ASN Lite MMDB, for older results.")
+    ] = None,
+    cost_per_record: Annotated[
+        float | None, typer.Option("--cost-per-record", help="Cost per exposed patient record.")
+    ] = None,
+    cost_per_ssn_record: Annotated[
+        float | None, typer.Option("--cost-per-ssn-record", help="Cost per record with an SSN-shaped ID.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML settings (cost_per_record, asn_database...).")
+    ] = None,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """The census of a stored scan (per country, owner, product; charts and map in HTML), or findings."""
+    from pacsaudit.assessment import AttributionError, Attributor, cost_model
+    from pacsaudit.reports.csv_report import CsvTable
+    from pacsaudit.reports.writer import ReportFormat, choice, format_for, output_file, write_report
+
+    try:
+        chosen = format_for(output, None if format is None else choice(ReportFormat, format, "format"))
+        csv_table = choice(CsvTable, table, "CSV table")
+        settings = load_settings(
+            config,
+            cost_per_record=cost_per_record,
+            cost_per_ssn_record=cost_per_ssn_record,
+            asn_database=asn_db,
+        )
+        model = cost_model(settings.cost_per_record, settings.cost_per_ssn_record)
+        attributor = Attributor(settings.asn_database)
+    except (ValueError, AttributionError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    store = _open_store(db)
+    try:
+        with output_file(output) as out:
+            write_report(store, scan_id, out, chosen, diff_against=diff, attributor=attributor, model=model,
+                         table=csv_table, progress_console=err)  # fmt: skip
+    except (StorageError, ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        store.close()
+        attributor.close()
 
 
 @app.command()

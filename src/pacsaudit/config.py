@@ -12,10 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_PORTS", "ScanSettings", "load_settings"]
+__all__ = ["DEFAULT_PORTS", "DEFAULT_WEB_PORTS", "DICOM_TLS_PORTS", "ScanSettings", "load_settings"]
 
 DEFAULT_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762)
 """DICOM (104, 11112), Orthanc's default (4242), DICOM ISCL (2761) and DICOM over TLS (2762)."""
+
+DICOM_TLS_PORTS: frozenset[int] = frozenset({2762})
+"""IANA's DICOM over TLS port, where TLS is tried first (2761 is DICOM ISCL, not TLS)."""
+DEFAULT_WEB_PORTS: tuple[int, ...] = (80, 443, 3000, 8000, 8042, 8080, 8081, 8443, 9090)
+"""Ports probed over HTTP(S) when scanned (never added to the scan by themselves): web servers,
+Orthanc's REST API (8042), OHIF's development server (3000), dcm4chee-arc (8080, 8443)."""
 
 _AE_CHARS = set(
     " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqrstuvwxyz{|}~"
@@ -68,10 +74,22 @@ class ScanSettings(BaseModel):
     """C-FIND answers one endpoint's census may read in total."""
     max_answers_per_query: int = Field(default=20_000, ge=1)
     """Answers read from one C-FIND before a C-CANCEL (a server streaming endlessly is cut off here)."""
+    web_ports: list[int] = Field(default_factory=lambda: list(DEFAULT_WEB_PORTS))
+    """Scanned ports that get the HTTP(S) probe; `-p` still decides which ports are scanned."""
+    http_max_requests: int = Field(default=40, ge=1)
+    """HTTP requests one endpoint's web probe may send, besides its census (bounded by `max_queries`)."""
+    try_default_credentials: bool = False
+    """Try each vendor-documented default login once, only where a PACS web service demanded one."""
     workers: int = Field(default=1, ge=1, le=256)
     """Processes to scan with (one event loop each); concurrency and rate are shared among them."""
     emit_all: bool = False
     """Also emit closed and filtered ports."""
+    asn_database: Path | None = None
+    """A GeoLite2-ASN or DB-IP ASN Lite MMDB file: AS number and organisation of every result."""
+    cost_per_record: float | None = Field(default=None, ge=0)
+    """Reports' cost estimate: cost per exposed patient record (None: the documented default)."""
+    cost_per_ssn_record: float | None = Field(default=None, ge=0)
+    """Reports' cost estimate: cost per exposed record with an SSN-shaped identifier."""
 
     @field_validator("calling_ae")
     @classmethod
@@ -88,6 +106,13 @@ class ScanSettings(BaseModel):
     def _valid_ports(cls, value: list[int]) -> list[int]:
         if not value or any(not 0 < p < 65536 for p in value):
             raise ValueError("ports must be 1-65535")
+        return value
+
+    @field_validator("web_ports")
+    @classmethod
+    def _valid_web_ports(cls, value: list[int]) -> list[int]:
+        if any(not 0 < p < 65536 for p in value):
+            raise ValueError("web ports must be 1-65535")
         return value
 
 

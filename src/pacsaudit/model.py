@@ -39,7 +39,7 @@ class Status(StrEnum):
     """What happened to one endpoint, in the spirit of zgrab2's status vocabulary."""
 
     SUCCESS = "success"
-    """The peer answered in DICOM (A-ASSOCIATE-AC, -RJ or A-ABORT)."""
+    """The peer answered in DICOM (A-ASSOCIATE-AC, -RJ or A-ABORT), or on a web port in HTTP."""
     CONNECTION_REFUSED = "connection-refused"
     """The TCP connect was refused: the port is closed."""
     CONNECTION_TIMEOUT = "connection-timeout"
@@ -209,6 +209,11 @@ class HttpService(_Block):
     auth_required: bool | None = None
     product: str | None = None
     version: str | None = None
+    vendor: str | None = None
+    signature: str | None = None
+    """The id of the signature that matched (`pacsaudit/data/http_signatures.toml`)."""
+    lists_studies: bool | None = None
+    """This service's answer proved that a stranger can list studies."""
 
 
 class HttpBlock(_Block):
@@ -226,7 +231,9 @@ class HttpBlock(_Block):
     vendor: str | None = None
     version: str | None = None
     auth_required: bool | None = None
-    """Every PACS service found demanded authentication (`false`: at least one did not)."""
+    """Every PACS data service found (REST API, QIDO-RS, statistics) demanded authentication; `false`: one
+    did not. A UI alone never makes it `false` (a page shell says nothing about the data behind it): `null`
+    then, unless the UI or `/` asked for credentials (a challenge, a login redirect, a login page)."""
     dicomweb_root: str | None = None
     """The QIDO-RS root that answered, if any (e.g. `/dicom-web`)."""
     studies_listable: bool | None = None
@@ -236,6 +243,25 @@ class HttpBlock(_Block):
     services: list[HttpService] = Field(default_factory=list)
     counts: StudyCounts | None = None
     """With `--census`: what a stranger can enumerate over HTTP."""
+    counts_source: Literal["orthanc-statistics", "qido-rs"] | None = None
+    """Where `counts` came from (`queries` counts the HTTP requests it took)."""
+    modalities: dict[str, int] | None = None
+    """With `--census` over QIDO-RS: studies per modality (ModalitiesInStudy)."""
+    study_dates: StudyYears | None = None
+    """With `--census` over QIDO-RS: study years only, never a full date."""
+    sensitive: SensitiveShapes | None = None
+    """With `--census` over QIDO-RS: identifier shapes (SSN-like, military-ID-like), counted as for C-FIND."""
+    qido_page_limit: int | None = None
+    """With `--census` over QIDO-RS: the most answers the server gave per page when fewer than asked
+    and more followed (a per-page limit: paging goes past it, the counts stay complete)."""
+    tls_verified: bool | None = None
+    """HTTPS only: always `false`, the certificate is not verified (the `tls` block describes it)."""
+    default_credentials_account: str | None = None
+    """The vendor-default account that was accepted, if any (never a password)."""
+    requests: int = 0
+    """HTTP requests sent to this endpoint (detection, census and credentials together)."""
+    bytes_read: int = 0
+    """Response body bytes read, every read bounded by a cap."""
 
 
 class CertificateInfo(_Block):
@@ -250,7 +276,11 @@ class CertificateInfo(_Block):
     key_type: str | None = None
     key_bits: int | None = None
     signature_algorithm: str | None = None
+    """e.g. `rsa-with-sha256`, `ecdsa-with-sha384`, `ed25519`; the dotted OID when unnamed."""
     sha256: str | None = None
+    """SHA-256 of the DER bytes, lowercase hex: the certificate's fingerprint."""
+    error: str | None = None
+    """Why the DER bytes could not be read (fully or in part); the fields above stay `null` then."""
 
 
 class TlsBlock(_Block):
@@ -261,9 +291,19 @@ class TlsBlock(_Block):
     detected: bool = False
     """A TLS handshake completed (or failed only for want of a client certificate)."""
     version: str | None = None
+    """As OpenSSL names it: `TLSv1`, `TLSv1.1`, `TLSv1.2`, `TLSv1.3`."""
     cipher: str | None = None
+    cipher_bits: int | None = None
+    sni: str | None = None
+    """The server name sent in the ClientHello (hostname targets only; none for an IP)."""
+    alert: str | None = None
+    """The TLS alert the server ended the handshake with (`certificate_required`, `handshake_failure`...)."""
+    client_certificate_requested: bool | None = None
+    """The server sent a CertificateRequest (asks for a client certificate, perhaps optionally)."""
     client_certificate_required: bool | None = None
+    """The server refused to go on without a client certificate (mutual TLS)."""
     certificate: CertificateInfo | None = None
+    handshake_ms: float | None = None
 
 
 AddressScope = Literal[

@@ -1,7 +1,7 @@
 """Privacy by construction: a census of archives whose patients the test knows leaves no trace of them.
 
 Every byte pacsaudit writes (the result file, the scan-history database, standard output,
-standard error with the summary)
+standard error with the summary, and every `pacsaudit report` format made from the stored scan)
 is searched for every patient name, name component, PatientID, OtherPatientID, birth date and
 accession number the synthetic archive holds: zero hits.
 """
@@ -38,7 +38,28 @@ def _census_bytes(server: RunningServer, tmp_path: Path, *extra: str) -> bytes:
     assert b'"counts"' in written and b'"studies"' in written, "the census ran"
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("history.db*"))
     assert b"counts" in stored, "the scan history holds the census too"
-    return written + stored + done.stdout + done.stderr
+    return written + stored + done.stdout + done.stderr + _report_bytes(tmp_path, env)
+
+
+REPORTS = (
+    ("--format", "md"), ("--format", "json"), ("--format", "csv"), ("--format", "csv", "--table", "systems"),
+    ("--format", "csv", "--table", "worst"), ("--format", "defectdojo"), ("-o", "census.html"),
+)  # fmt: skip
+
+
+def _report_bytes(tmp_path: Path, env: dict[str, str]) -> bytes:
+    """Every `pacsaudit report` format of the stored census, standard streams and files included."""
+    out = b""
+    for args in REPORTS:
+        done = subprocess.run(
+            [sys.executable, "-m", "pacsaudit", "report", "1", *args],
+            capture_output=True, timeout=120, env=env, cwd=tmp_path, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        out += done.stdout + done.stderr
+    html = (tmp_path / "census.html").read_bytes()
+    assert b"Accessible studies" in html and b"chart-map" in html, "the reports were made"
+    return out + html
 
 
 @pytest.mark.parametrize("server_fixture", ["orthanc_open_loaded", "dcmqrscp_loaded"])

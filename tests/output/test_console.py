@@ -7,6 +7,7 @@ import io
 from rich.console import Console
 
 from pacsaudit.engine.local import ScanTotals
+from pacsaudit.model import EndpointResult, HttpBlock, HttpService, TlsBlock
 from pacsaudit.output.console import ScanProgress, summary_table
 
 
@@ -45,3 +46,19 @@ def test_summary_table_counts() -> None:
     for row in ("endpoints probed", "DICOM detected", "open to any AE title", "status io-timeout",
                 "product DCMTK-based", "20 endpoints/s"):  # fmt: skip
         assert row in text
+
+
+def test_summary_counts_web_services_and_tls_endpoints() -> None:
+    totals = ScanTotals()
+    service = HttpService(kind="orthanc-rest", path="/system")
+    web = HttpBlock(detected=True, product="Orthanc", services=[service])
+    plain_web = HttpBlock(detected=True)  # an HTTP server, but nothing PACS-like recognised
+    for http, tls in ((web, TlsBlock(detected=True)), (plain_web, None), (None, TlsBlock(detected=False))):
+        totals.add(EndpointResult(ip="127.0.0.1", port=443, status="success", elapsed_ms=1, timestamp="t",
+                                  http=http, tls=tls))  # fmt: skip
+    assert (totals.web, totals.tls) == (1, 1)
+    assert totals.by_product == {"Orthanc (web)": 1}
+    console = Console(file=io.StringIO(), width=100, record=True)
+    console.print(summary_table(totals, elapsed_s=1.0))
+    text = console.export_text()
+    assert "PACS web services" in text and "TLS endpoints" in text and "product Orthanc (web)" in text

@@ -34,8 +34,8 @@ def _indexes(engine: sa.Engine) -> set[str]:
     return {index["name"] for index in sa.inspect(engine).get_indexes("observations") if index["name"]}
 
 
-def test_head_is_the_second_revision() -> None:
-    assert head_revision() == "0002_position_index"
+def test_head_is_the_third_revision() -> None:
+    assert head_revision() == "0003_attribution_scope"
 
 
 def test_open_migrates_an_empty_database_to_head(empty_url: str) -> None:

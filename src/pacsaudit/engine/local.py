@@ -11,6 +11,7 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pacsaudit.assessment.attribution import Attributor
 from pacsaudit.config import ScanSettings
 from pacsaudit.discovery import Connector
 from pacsaudit.engine.endpoint import is_open, scan_endpoint, utc_now
@@ -30,6 +31,10 @@ class ScanTotals:
     open: int = 0
     dicom: int = 0
     open_to_any_ae: int = 0
+    web: int = 0
+    """Endpoints where a PACS-related web service (Orthanc, DICOMweb, a viewer...) was recognised."""
+    tls: int = 0
+    """Endpoints where a TLS handshake completed (or wanted a client certificate)."""
     excluded: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     by_product: dict[str, int] = field(default_factory=dict)
@@ -45,6 +50,15 @@ class ScanTotals:
             self.open_to_any_ae += bool(d.open_to_any_ae)
             product = d.product or "unidentified"
             self.by_product[product] = self.by_product.get(product, 0) + 1
+        h = result.http
+        if h is not None and h.services:
+            self.web += 1
+            if h.product:
+                product = f"{h.product} (web)"
+                self.by_product[product] = self.by_product.get(product, 0) + 1
+        t = result.tls
+        if t is not None and (t.detected or t.client_certificate_required):
+            self.tls += 1
 
 
 async def _resolve(hostname: str) -> str | None:
@@ -73,6 +87,7 @@ async def run_scan(
     `recorder` sees each stream position start and finish (with what was emitted), for storage."""
     connector = Connector(timeout=settings.timeout, rate=settings.rate, per_host=settings.per_host)
     ctx = DicomProbeContext.create(settings, connector)
+    attributor = Attributor(settings.asn_database)  # one per process: it may hold the MMDB open
     totals = ScanTotals()
     slots = asyncio.Semaphore(settings.concurrency)
     running: set[asyncio.Task[None]] = set()
@@ -82,6 +97,8 @@ async def run_scan(
 
         def out(result: EndpointResult) -> None:
             nonlocal emitted
+            if result.attribution is None:
+                result.attribution = attributor.attribute(result.ip)
             emitted = result
             emit(result)
 
@@ -125,17 +142,20 @@ async def run_scan(
         if not task.cancelled() and task.exception() is not None:
             failures.append(task.exception())  # type: ignore[arg-type]
 
-    for ep in endpoints:
-        if failures:
-            break
-        await slots.acquire()
-        if recorder is not None:
-            recorder.started(ep.position)
-        task = asyncio.create_task(job(ep))
-        running.add(task)
-        task.add_done_callback(settle)
-    while running:
-        await asyncio.gather(*list(running), return_exceptions=True)
+    try:
+        for ep in endpoints:
+            if failures:
+                break
+            await slots.acquire()
+            if recorder is not None:
+                recorder.started(ep.position)
+            task = asyncio.create_task(job(ep))
+            running.add(task)
+            task.add_done_callback(settle)
+        while running:
+            await asyncio.gather(*list(running), return_exceptions=True)
+    finally:
+        attributor.close()
     if failures:
         # Probes never raise (errors are data): this is our own failure (the output or the
         # history could not be written). Stop, and say so, rather than lose results quietly.

@@ -65,6 +65,10 @@ def summary_table(totals: ScanTotals, elapsed_s: float) -> Table:
     table.add_row("open ports", f"{totals.open:,}")
     table.add_row("DICOM detected", f"{totals.dicom:,}")
     table.add_row("open to any AE title", f"{totals.open_to_any_ae:,}")
+    if totals.web:
+        table.add_row("PACS web services", f"{totals.web:,}")
+    if totals.tls:
+        table.add_row("TLS endpoints", f"{totals.tls:,}")
     if totals.excluded:
         table.add_row("excluded after resolving", f"{totals.excluded:,}")
     for status, count in sorted(totals.by_status.items()):

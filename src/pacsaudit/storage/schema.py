@@ -125,6 +125,7 @@ observations = sa.Table(
     sa.Column("country", sa.String(2), nullable=True),
     sa.Column("asn", sa.BigInteger(), nullable=True),
     sa.Column("result", ResultDocument(), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=True),
     sa.Index("ix_observations_scan_id_dicom_detected", "scan_id", "dicom_detected"),
     sa.Index("ix_observations_endpoint_id", "endpoint_id"),
     sa.Index("ix_observations_product", "product"),

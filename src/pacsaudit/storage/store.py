@@ -9,6 +9,7 @@ scan size). Import/export speak the same JSON Lines as `pacsaudit scan -o`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,6 +155,7 @@ OBSERVATION_COLUMNS = (
     "country",
     "asn",
     "result",
+    "scope",
 )
 """The order of `_observation_row`'s values: the table's own column order."""
 _ENDPOINT_ID = OBSERVATION_COLUMNS.index("endpoint_id")
@@ -169,7 +171,10 @@ def _observation_row(
     d = r.dicom
     if d is None:
         return (
-            (scan_id, endpoint_id, position, observed_at, r.status.value, False) + (None,) * 18 + (document,)
+            (scan_id, endpoint_id, position, observed_at, r.status.value, False)
+            + (None,) * 16
+            + _attribution_columns(r)
+            + (document, _scope(r))
         )
     services = d.services
     counts = d.counts
@@ -193,10 +198,27 @@ def _observation_row(
             else (None,) * 5
         ),
         d.sensitive.ssn_shaped if d.sensitive else None,
-        None,  # country: filled by attribution, later
-        None,  # asn
+        *_attribution_columns(r),
         document,
+        _scope(r),
     )
+
+
+_COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+def _attribution_columns(r: EndpointResult) -> tuple[str | None, int | None]:
+    """(country, asn), only when they fit their columns (an imported file may carry anything)."""
+    a = r.attribution
+    if a is None:
+        return (None, None)
+    country = a.country if a.country is not None and _COUNTRY.fullmatch(a.country) else None
+    asn = a.asn if a.asn is not None and 0 <= a.asn < 2**32 else None
+    return (country, asn)
+
+
+def _scope(r: EndpointResult) -> str | None:
+    return r.attribution.scope if r.attribution is not None else None
 
 
 class ScanStore:
