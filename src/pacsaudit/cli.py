@@ -439,11 +439,14 @@ def lab(
         Path, typer.Option("-o", "--output", help="Where to write the lab's JSON Lines.")
     ] = Path("lab-results.jsonl"),
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the results table.")] = False,
+    report: Annotated[
+        Path, typer.Option("--report", help="Where to write the HTML census report of the lab scan.")
+    ] = Path("lab-report.html"),
 ) -> None:
     """Start a built-in lab of simulated PACS on loopback, scan it, show and write the results."""
     from pacsaudit.lab.demo import run_lab
 
-    raise typer.Exit(run_lab(output, quiet=quiet, console=Console()))
+    raise typer.Exit(run_lab(output, quiet=quiet, console=Console(), report=report))
 
 
 @app.command()

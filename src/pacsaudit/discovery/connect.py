@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import socket
 import ssl as _ssl
 from collections.abc import Callable
 from typing import Generic, TypeVar, cast
@@ -203,23 +202,26 @@ class _TlsOpening(_Opening[P]):
     async def _connect(
         self, loop: asyncio.AbstractEventLoop, timeout: float
     ) -> tuple[asyncio.BaseTransport, P]:
-        family = socket.AF_INET6 if ":" in self._ip else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        """TCP first (the loop owns the socket from the start), then TLS on top with `start_tls`.
+
+        Handing the loop a socket of our own (`create_connection(sock=...)`) left uvloop holding
+        a reference to it when a handshake failed: the descriptor outlived the attempt.
+        """
         try:
-            sock.setblocking(False)
+            async with asyncio.timeout(timeout):
+                transport, _ = await loop.create_connection(asyncio.Protocol, self._ip, self._port)
+        except TimeoutError:
+            raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
+        except OSError as exc:
+            raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
+        protocol = self._factory()
+        try:
             try:
                 async with asyncio.timeout(timeout):
-                    await loop.sock_connect(sock, (self._ip, self._port))
-            except TimeoutError:
-                raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
-            except OSError as exc:
-                raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
-            try:
-                async with asyncio.timeout(timeout):
-                    return await loop.create_connection(
-                        self._factory,
-                        sock=sock,
-                        ssl=self._context,
+                    secure = await loop.start_tls(
+                        transport,
+                        protocol,
+                        self._context,
                         server_hostname=self._server_hostname or "",
                         ssl_handshake_timeout=2 * timeout,  # the bound above is the one that acts
                     )
@@ -236,6 +238,10 @@ class _TlsOpening(_Opening[P]):
                 raise TlsHandshakeError(
                     status, f"TLS handshake failed: {exc.strerror or type(exc).__name__}", exc
                 ) from None
+            if secure is None:  # the loop's contract allows it, though neither loop does it
+                raise TlsHandshakeError(Status.CONNECTION_CLOSED, "TLS session closed at once", EOFError())
         except BaseException:
-            sock.close()
+            transport.abort()
             raise
+        protocol.connection_made(secure)  # start_tls leaves that call to us
+        return secure, protocol

@@ -21,7 +21,7 @@ from pacsaudit.model import DicomBlock, EndpointResult
 from pacsaudit.output import JsonlWriter
 from pacsaudit.targets import Endpoint
 
-__all__ = ["LAB_SETTINGS", "matches_expectation", "run_lab"]
+__all__ = ["LAB_SETTINGS", "matches_expectation", "run_lab", "write_lab_report"]
 
 LAB_SETTINGS = ScanSettings(
     timeout=2.0, deadline=6.0, rate=0, ae_pause=0.01, emit_all=True, census=True, query_pause=0.0
@@ -126,12 +126,30 @@ def scan_lab(members: tuple[LabMember, ...], settings: ScanSettings, output: Pat
     return results
 
 
+def write_lab_report(results: list[EndpointResult], report: Path) -> None:
+    """The census report of the lab scan, as `pacsaudit report` makes it from a stored scan."""
+    from pacsaudit.assessment import Attributor
+    from pacsaudit.reports.census import build_census
+    from pacsaudit.reports.html import render_html
+
+    ordered = sorted(results, key=lambda r: (r.ip, r.port))  # a host's results must be adjacent
+    with Attributor() as attributor:
+        census = build_census(ordered, attributor=attributor)
+    report.write_text(render_html(census), encoding="utf-8")
+
+
 def run_lab(
-    output: Path, *, quiet: bool = False, console: Console | None = None, any_port: bool = False
+    output: Path,
+    *,
+    quiet: bool = False,
+    console: Console | None = None,
+    any_port: bool = False,
+    report: Path | None = None,
 ) -> int:
     """Start the lab, scan it, print the table; exit status 1 if any verdict was not the expected one.
 
-    `any_port` lets the system pick the ports, so a test can run the lab beside another one.
+    `any_port` lets the system pick the ports, so a test can run the lab beside another one;
+    `report` is where the HTML census report of the scan goes (none if None).
     """
     console = console or Console()
     members = LAB_FLEET
@@ -156,4 +174,7 @@ def run_lab(
         f"{len(rows)} endpoints scanned in {elapsed:.1f} s; {good}/{len(members)} verdicts as expected; "
         f"JSON Lines written to [bold]{output}[/bold]"
     )
+    if report is not None:
+        write_lab_report(results, report)
+        console.print(f"Census report (HTML, opens offline): [bold]{report}[/bold]")
     return 0 if good == len(members) else 1
