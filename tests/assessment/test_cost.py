@@ -38,7 +38,19 @@ def test_a_configured_model() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [(0, "0"), (512, "510"), (4_290, "4.3 thousand"), (4_290_000, "4.3 million"), (1.2e9, "1.2 billion")],
+    [
+        (0, "0"),
+        (512, "510"),
+        (4_290, "4.3 thousand"),
+        (4_290_000, "4.3 million"),
+        (1.2e9, "1.2 billion"),
+        # rounded before the word is picked: never "1000 thousand"
+        (999_499, "1 million"),
+        (999_999, "1 million"),
+        (994_999, "990 thousand"),
+        (999_999_999, "1 billion"),
+        (999.9, "1 thousand"),
+    ],
 )
 def test_order_of_magnitude(amount: float, text: str) -> None:
     assert order_of_magnitude(amount) == text

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pacsaudit.assessment import Finding, findings_for, risk_level
-from pacsaudit.model import Attribution, EndpointResult, Status
+from pacsaudit.model import Attribution, EndpointResult, SensitiveShapes, Status
 
-from .results import PUBLIC_NL, STAMP, open_archive, refusing_archive, weak_tls
+from .results import PUBLIC_NL, STAMP, open_archive, refusing_archive, weak_tls, web_front_end
+
+SERVICE_RULES = (
+    "PACS-DICOM-CFIND-OPEN",
+    "PACS-DICOM-CMOVE-OPEN",
+    "PACS-DICOM-CGET-OPEN",
+    "PACS-DICOM-CSTORE-OPEN",
+)
 
 
 def _by_id(result: EndpointResult) -> dict[str, Finding]:
@@ -29,23 +36,33 @@ def test_a_verified_open_archive_is_critical_with_its_counts() -> None:
     assert risk_level(list(found.values())) == "critical"
 
 
-def test_move_and_store_say_negotiated_and_are_raised_when_find_is_verified() -> None:
-    corroborated = _by_id(open_archive(find="verified", move="negotiated", store="negotiated"))
-    move = corroborated["PACS-DICOM-CMOVE-OPEN"]
-    assert move.evidence["evidence"] == "negotiated" and "negotiated only" in move.title
-    assert move.severity == "high"
-    assert corroborated["PACS-DICOM-CSTORE-OPEN"].severity == "high"
-    assert "tampering" in corroborated["PACS-DICOM-CSTORE-OPEN"].title
-    assert "PACS-DICOM-CGET-OPEN" not in corroborated
+def test_negotiated_only_services_stay_medium_even_when_find_is_verified() -> None:
+    # Given an archive that answered a stranger's C-FIND but whose C-MOVE and C-STORE are known
+    # only from the accepted presentation contexts (Orthanc grants each service separately,
+    # accepts every context from anyone and refuses per request)
+    found = _by_id(open_archive(find="verified", move="negotiated", get="negotiated", store="negotiated"))
+    assert found["PACS-DICOM-CFIND-OPEN"].severity == "critical"
+    for rule in SERVICE_RULES[1:]:
+        negotiated = found[rule]
+        assert negotiated.severity == "medium", rule
+        assert negotiated.evidence["evidence"] == "negotiated" and "negotiated only" in negotiated.title
+        assert negotiated.evidence["find_evidence"] == "verified"
+    assert "tampering" in found["PACS-DICOM-CSTORE-OPEN"].title
 
-    # Without a verified C-FIND, a negotiated context alone is weaker evidence (Orthanc accepts
-    # every context and refuses per request).
+    # and without a verified C-FIND, every negotiated-only service is medium too, C-FIND included
     alone = _by_id(open_archive(find="negotiated", move="negotiated", get="negotiated", store="negotiated"))
-    assert alone["PACS-DICOM-CFIND-OPEN"].severity == "high"
     assert "negotiated only" in alone["PACS-DICOM-CFIND-OPEN"].title
-    assert alone["PACS-DICOM-CMOVE-OPEN"].severity == "medium"
-    assert alone["PACS-DICOM-CGET-OPEN"].severity == "medium"
-    assert alone["PACS-DICOM-CSTORE-OPEN"].severity == "medium"
+    assert {rule: alone[rule].severity for rule in SERVICE_RULES} == dict.fromkeys(SERVICE_RULES, "medium")
+    # the association itself is proven, whatever the services: that stays high
+    assert alone["PACS-DICOM-OPEN-AE"].severity == "high"
+
+
+def test_verified_retrieve_and_store_are_high() -> None:
+    found = _by_id(open_archive(find="verified", move="verified", get="verified", store="verified"))
+    assert {rule: found[rule].severity for rule in SERVICE_RULES[1:]} == dict.fromkeys(
+        SERVICE_RULES[1:], "high"
+    )
+    assert "negotiated only" not in found["PACS-DICOM-CMOVE-OPEN"].title
 
 
 def test_refused_or_rejected_services_raise_nothing() -> None:
@@ -75,6 +92,20 @@ def test_ssn_shapes_are_critical_and_labelled_as_shapes() -> None:
     assert "shapes, not proof" in ssn.title
     assert found["PACS-DICOM-MILITARY-ID-SHAPES"].severity == "medium"
     assert "PACS-DICOM-SSN-SHAPES" not in _by_id(open_archive(ssn=0))
+
+
+def test_ssn_shapes_seen_over_dicomweb_are_the_same_finding() -> None:
+    # Given a web front end whose QIDO-RS census saw SSN-shaped identifiers (and no DICOM block)
+    web = web_front_end()
+    assert web.http is not None
+    web.http.sensitive = SensitiveShapes(ssn_shaped=4, military_id_shaped=0)
+    ssn = _by_id(web)["PACS-DICOM-SSN-SHAPES"]
+    assert (ssn.evidence["ssn_shaped"], ssn.evidence["seen_through"]) == (4, "QIDO-RS")
+    assert ssn.evidence["patients"] == 7
+    # and where both ways saw the archive, the larger count stands, once
+    both = open_archive(ssn=2)
+    both.http = web.http
+    assert _by_id(both)["PACS-DICOM-SSN-SHAPES"].evidence["ssn_shaped"] == 4
 
 
 def test_no_tls_only_on_internet_reachable_addresses() -> None:

@@ -26,6 +26,7 @@ def test_all_lists_the_public_names() -> None:
             "attributed",
             "cost_model",
             "estimate_cost",
+            "exposed_shapes",
             "findings_for",
             "load_vulnerabilities",
             "order_of_magnitude",

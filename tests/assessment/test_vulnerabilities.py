@@ -70,3 +70,19 @@ def test_orthanc_2025_0896_range() -> None:
         "orthanc-2026-5437",
     ]
     assert "orthanc-2025-0896" not in [v.id for v in matching_vulnerabilities("Orthanc", "1.5.8")]
+
+
+def test_dcmtk_entries_as_the_advisories_publish_them() -> None:
+    by_id = {e.id: e for e in load_vulnerabilities()}
+    assert by_id["dcmtk-2026-50003"].fixed == "3.7.1", "DCMTK 3.7.1 carries the 2026 fixes"
+    assert by_id["dcmtk-2022-2121"].severity == "medium", "CVSS 6.5"
+    assert by_id["dcmtk-2022-2119"].cves == ["CVE-2022-2119"]
+    assert "ICSMA-22-174-01" in by_id["dcmtk-2022-2119"].source
+    assert "ICSMA-26-181-01" in by_id["dcmtk-2026-50003"].source
+    dcmtk = [e for e in load_vulnerabilities() if e.product == "OFFIS DCMTK"]
+    assert all(e.version_confidence == "toolkit" for e in dcmtk)
+    # client-side flaws (an SCU, a C-GET client) are not what a scan of servers can see
+    assert not {"CVE-2022-2120", "CVE-2026-50003"} & {cve for e in dcmtk for cve in e.cves}
+    assert not [e.id for e in load_vulnerabilities() if "linuxpatch" in e.source]
+    assert matching_vulnerabilities("DCMTK-based", "3.7.0")[-1].id == "dcmtk-2026-50003"
+    assert not matching_vulnerabilities("DCMTK-based", "3.7.1")

@@ -20,20 +20,23 @@ def _by_id(result: EndpointResult) -> dict[str, Finding]:
         (
             "DCMTK-based",
             "3.6.6",
-            {"PACS-VULN-DCMTK-2021-41689", "PACS-VULN-DCMTK-2022-2119", "PACS-VULN-DCMTK-2026-50003"},
+            {
+                "PACS-VULN-DCMTK-2021-41689",
+                "PACS-VULN-DCMTK-2022-2119",
+                "PACS-VULN-DCMTK-2022-2121",
+                "PACS-VULN-DCMTK-2026-50003",
+            },
         ),
-        (
-            "DCMTK-based",
-            "3.6.5",
-            {"PACS-VULN-DCMTK-2021-41689", "PACS-VULN-DCMTK-2022-2119", "PACS-VULN-DCMTK-2026-50003"},
-        ),
+        ("DCMTK-based", "3.6.5", {"PACS-VULN-DCMTK-2021-41689", "PACS-VULN-DCMTK-2022-2119",
+                                  "PACS-VULN-DCMTK-2022-2121", "PACS-VULN-DCMTK-2026-50003"}),
         ("DCMTK-based", "3.6.7", {"PACS-VULN-DCMTK-2026-50003"}),
         ("dcmtk-based", "3.7.0", {"PACS-VULN-DCMTK-2026-50003"}),
+        ("DCMTK-based", "3.7.0.1", {"PACS-VULN-DCMTK-2026-50003"}),
         ("DCMTK-based", "3.7.1", set()),
         ("DCMTK-based", None, set()),
         ("Conquest DICOM Server", "1.5.0", set()),
     ],
-)
+)  # fmt: skip
 def test_known_vulnerable_dicom_versions(product: str, version: str | None, expected: set[str]) -> None:
     found = {k: v for k, v in _by_id(open_archive(product=product, version=version)).items() if "VULN" in k}
     assert set(found) == expected
@@ -42,9 +45,33 @@ def test_known_vulnerable_dicom_versions(product: str, version: str | None, expe
         assert str(finding.evidence["cves"]).startswith("CVE-")
 
 
+def test_a_toolkit_version_only_may_be_affected_and_is_at_most_medium() -> None:
+    # Orthanc, dcmqrscp and storescp all announce DCMTK's identity: the DCMTK version says little
+    found = _by_id(open_archive(product="DCMTK-based", version="3.6.6"))
+    for rule in ("PACS-VULN-DCMTK-2021-41689", "PACS-VULN-DCMTK-2022-2119", "PACS-VULN-DCMTK-2026-50003"):
+        finding = found[rule]
+        assert "may be affected (toolkit version)" in finding.title and " is affected" not in finding.title
+        assert finding.severity == "medium"
+        assert finding.evidence["advisory_severity"] == "high"
+    assert found["PACS-VULN-DCMTK-2022-2121"].severity == "medium"
+    # the title is the rule's (the affected range), not the version seen on this endpoint
+    assert "3.6.6" not in found["PACS-VULN-DCMTK-2022-2119"].title
+    assert "< 3.6.7" in found["PACS-VULN-DCMTK-2022-2119"].title
+    assert found["PACS-VULN-DCMTK-2022-2119"].evidence["version"] == "3.6.6"
+
+
+def test_client_side_cves_are_not_raised_against_servers() -> None:
+    found = _by_id(open_archive(product="DCMTK-based", version="3.6.5"))
+    cves = " ".join(str(f.evidence["cves"]) for f in found.values() if f.id.startswith("PACS-VULN-"))
+    # CVE-2022-2120 (SCU path traversal) and CVE-2026-50003 (C-GET client file write) are client flaws
+    assert "CVE-2022-2120" not in cves and "CVE-2026-50003" not in cves
+    assert "CVE-2022-2119" in cves and "CVE-2026-52868" in cves
+
+
 def test_known_vulnerable_web_versions() -> None:
     old = _by_id(web_front_end(product="Orthanc", version="1.5.7"))
-    assert old["PACS-VULN-ORTHANC-2025-0896"].severity == "critical"
+    assert old["PACS-VULN-ORTHANC-2025-0896"].severity == "critical", "a product's own version: not capped"
+    assert old["PACS-VULN-ORTHANC-2025-0896"].title.startswith("Orthanc < 1.5.8 is affected by CVE-2025-0896")
     assert "CVE-2025-0896" in str(old["PACS-VULN-ORTHANC-2025-0896"].evidence["cves"])
     assert "PACS-VULN-ORTHANC-2026-5437" in old
     recent = _by_id(web_front_end(product="Orthanc", version="1.12.10"))

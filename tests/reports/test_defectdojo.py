@@ -10,15 +10,21 @@ Critical, High, Medium, Low and Info.
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
+from assessment.markdown_render import HOSTILE_VERSION, rendered
+from assessment.mmdb import write_asn_mmdb
 from assessment.results import open_archive, refusing_archive, weak_tls, web_front_end
-from pacsaudit.assessment import findings_for
+from pacsaudit.assessment import Attributor, findings_for
 from pacsaudit.model import Attribution
-from pacsaudit.reports.defectdojo import defectdojo_findings
+from pacsaudit.reports.defectdojo import defectdojo_findings, write_defectdojo
 
 REQUIRED = {"title", "severity", "description"}
 TAKEN_OUT = {"endpoints", "files", "tags", "vulnerability_ids", "cwes"}
@@ -134,3 +140,45 @@ def test_unusable_addresses_are_left_out_rather_than_break_the_import() -> None:
     assert endpoints == {"pacs.example.org:4242", "[fe80::1]:104"}
     unaddressable = [f for f in document["findings"] if "endpoints" not in f]
     assert unaddressable and all("unaddressable:104" in f["unique_id_from_tool"] for f in unaddressable)
+
+
+def test_links_and_images_a_peer_plants_stay_dead_in_the_description() -> None:
+    # Given an Orthanc whose /system Version carries a link and a tracking image
+    document = defectdojo_findings([web_front_end(version=HOSTILE_VERSION)], scan_label="s")
+    _check_importable(document)
+    assert document["findings"], "the hostile version still matches Orthanc 1.5.0's advisories"
+    for item in document["findings"]:
+        html = rendered(item["description"])
+        assert "<a " not in html and "<img" not in html, html
+        assert "https://evil" not in item["description"]
+    vuln = next(f for f in document["findings"] if f["vuln_id_from_tool"] == "PACS-VULN-ORTHANC-2025-0896")
+    assert "https[:]//evil.example" in vuln["description"], "still readable, defanged"
+    assert "\n" not in vuln["component_version"] and len(vuln["component_version"]) <= 100
+
+
+def test_titles_fit_defectdojo_and_carry_no_peer_text() -> None:
+    long = open_archive(product="DCMTK-based", version="3.6.6" + "9" * 900)
+    document = defectdojo_findings([long, web_front_end(version=HOSTILE_VERSION)], scan_label="s")
+    _check_importable(document)  # titles of at most 511 characters
+    assert not [f["title"] for f in document["findings"] if "evil" in f["title"] or "999" in f["title"]]
+
+
+def test_the_owner_comes_from_the_given_attributor(tmp_path: Path) -> None:
+    stored_without_as = open_archive(
+        "193.0.6.139", 104, attribution=Attribution(scope="public", country="NL")
+    )
+    with Attributor(write_asn_mmdb(tmp_path / "asn.mmdb")) as attributor:
+        document = defectdojo_findings([stored_without_as], scan_label="s", attributor=attributor)
+    assert all("AS3333 RIPE NCC" in f["description"] for f in document["findings"])
+    without = defectdojo_findings([stored_without_as], scan_label="s")
+    assert all("AS unknown" in f["description"] for f in without["findings"])
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_the_streamed_document_is_the_same_json(count: int) -> None:
+    results = [open_archive(f"193.0.6.{i}", 104, ssn=i, product="Ünïcode") for i in range(count)]
+    out = io.StringIO()
+    written = write_defectdojo(results, out, scan_label="scan 5 ✓")
+    document = defectdojo_findings(results, scan_label="scan 5 ✓")
+    assert out.getvalue() == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    assert written == len(document["findings"]) and (written > 0) == (count > 0)

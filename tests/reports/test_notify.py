@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from assessment.markdown_render import HOSTILE_VERSION, rendered
 from assessment.mmdb import write_asn_mmdb
 from assessment.results import PUBLIC_NL, open_archive, refusing_archive, web_front_end
+from pacsaudit.assessment import Finding, findings_for
 from pacsaudit.model import Attribution, EndpointResult
-from pacsaudit.reports.notify import INDEX_NAME, notice_file_name, write_owner_notices
+from pacsaudit.reports.notify import INDEX_NAME, ExposedEndpoint, notice_file_name, write_owner_notices
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,7 +82,7 @@ def test_results_without_attribution_get_the_as_from_a_given_attributor(tmp_path
         )
     assert [p.name for p in paths] == ["AS3333-RIPE-NCC.md", INDEX_NAME]
     notice = paths[0].read_text()
-    assert "[2001:67c:2e8::2]:104" in notice and "193.0.6.139:104" in notice
+    assert r"\[2001:67c:2e8::2\]:104" in notice and "193.0.6.139:104" in notice
     assert "- Autonomous system: AS3333 RIPE NCC" in notice
 
 
@@ -97,7 +103,27 @@ def test_peer_chosen_text_stays_inert(tmp_path: Path) -> None:
     paths = write_owner_notices([hostile], tmp_path)
     text = paths[0].read_text()
     assert "<script>" not in text and "\n# Owned" not in text
-    assert "&lt;script&gt;" in text
+    assert r"\<script\>" in text
+    assert "<script>" not in rendered(text), "escaped, not HTML"
+
+
+def test_links_and_images_a_peer_plants_stay_dead(tmp_path: Path) -> None:
+    # Given an Orthanc whose /system answers a Version with a link and a tracking image, behind an
+    # AS whose organisation name (the user's ASN database) carries a link too
+    web = web_front_end(version=HOSTILE_VERSION)
+    web.attribution = Attribution(
+        scope="public", country="NL", asn=64500, as_org="Evil [org](https://evil.example/o)"
+    )
+    paths = write_owner_notices([web], tmp_path)
+    # Then neither the notice nor the index holds a link (but the index's to the notice), an image
+    # or a bare URL a renderer would link
+    for path in paths:
+        html = rendered(path.read_text())
+        links = re.findall(r"<a [^>]*>", html)
+        assert links == ([f'<a href="{paths[0].name}">'] if path.name == INDEX_NAME else []), html
+        assert "<img" not in html and "https://evil" not in path.read_text()
+    notice = paths[0].read_text()
+    assert "https[:]//evil.example" in notice, "the URL is still there for the reader, defanged"
 
 
 def test_file_names_are_portable() -> None:
@@ -145,3 +171,15 @@ def test_notify_command_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"nope")
     wrong = _pacsaudit(db, "notify", "1", "-o", str(tmp_path / "o"), "--asn-db", str(bad))
     assert wrong.returncode == 2 and "cannot read the ASN database" in wrong.stderr
+
+
+def test_an_owner_keeps_reduced_rows_not_whole_results() -> None:
+    # a scan with many exposed endpoints must not be held in memory result by result
+    result = open_archive("193.0.6.139", 104, ssn=2)
+    row = ExposedEndpoint.of(result, findings_for(result))
+    kept = [getattr(row, f.name) for f in fields(row)]
+    assert not [v for v in kept if isinstance(v, BaseModel)], "no result or block of it is kept"
+    assert all(isinstance(f, Finding) for f in row.findings)
+    assert (row.endpoint, row.product) == ("193.0.6.139:104", "DCMTK-based 3.6.7")
+    assert row.observed == result.timestamp
+    assert [f.id for f in row.findings] == [f.id for f in findings_for(result)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +12,21 @@ import pytest
 from rich.console import Console
 
 import pacsaudit.reports.census as census_module
+from assessment.mmdb import write_asn_mmdb
 from pacsaudit.assessment import DEFAULT_COST_MODEL, Attributor, cost_model
-from pacsaudit.model import Attribution, EndpointResult, HttpBlock, Status, StudyCounts
+from pacsaudit.model import (
+    Attribution,
+    EndpointResult,
+    HttpBlock,
+    ServiceEvidence,
+    Status,
+    StudyCounts,
+    StudyYears,
+)
 from pacsaudit.reports.census import WORST_LIMIT, build_census, census_from_store, group_label
+from pacsaudit.reports.csv_report import CsvTable, write_census_csv, write_systems_csv
+from pacsaudit.reports.markdown import render_markdown
+from pacsaudit.reports.text import cost_sentence
 from pacsaudit.reports.writer import ReportFormat, format_for, output_file, write_report
 from pacsaudit.storage import StorageError
 from storage.synthetic import synthetic_result
@@ -86,7 +99,32 @@ def test_without_any_census_the_numbers_are_unknown_not_zero() -> None:
     assert census.totals.systems == 2
     assert (census.totals.studies, census.totals.patients, census.totals.instances) == (None, None, None)
     assert any("unknown, not zero" in note for note in census.notes)
-    assert census.cost.patients == 0 and census.cost.amount == 0
+    assert (census.cost.patients, census.cost.amount, census.cost.rounded) == (
+        None,
+        None,
+        "unknown (no census)",
+    )
+    sentence = cost_sentence(census.cost)
+    assert "unknown (no census)" in sentence and "USD 0" not in sentence and "~" not in sentence
+    assert "unknown (no census)" in render_markdown(census) and "USD 0" not in render_markdown(census)
+
+
+def test_open_systems_nobody_counted_make_the_totals_lower_bounds() -> None:
+    # Given one counted open archive, one open archive without a census and one that refused strangers
+    counted = system("192.0.2.1", studies=100, patients=40, instances=1000)
+    uncounted = system("192.0.2.2", census=False)
+    refused = system("192.0.2.3", association="rejected", open_to_any_ae=False, find=None, census=False)
+    # When
+    exact = build_census([counted, refused]).totals
+    bound = build_census([counted, uncounted, refused])
+    # Then the refusing archive adds nothing to know; the open uncounted one an unknown number
+    assert (exact.studies, exact.studies_complete, exact.patients_complete) == (100, True, True)
+    totals = bound.totals
+    assert (totals.studies, totals.studies_complete) == (100, False)
+    assert (totals.patients, totals.patients_complete, totals.instances_complete) == (40, False, False)
+    assert bound.cost.lower_bound and bound.cost.amount == 40 * DEFAULT_COST_MODEL.per_record
+    assert "at least" in cost_sentence(bound.cost)
+    assert "| 1 | 100 |" not in render_markdown(bound) and "≥ 100" in render_markdown(bound)
 
 
 def test_only_what_a_stranger_can_use_is_unprotected() -> None:
@@ -231,3 +269,81 @@ def test_growth_against_the_earlier_scan(tmp_path: Path) -> None:
 def test_exported_members() -> None:
     for name in census_module.__all__:
         assert hasattr(census_module, name), name
+
+
+def test_a_finding_row_stands_for_every_version_it_was_seen_on() -> None:
+    # Given the same known-vulnerable product on two versions
+    results = [system("192.0.2.1", version="1.9.7"), system("192.0.2.2", version="1.12.1")]
+    # When
+    census = build_census(results)
+    # Then one row per rule and severity, in words without either endpoint's version
+    rows = [f for f in census.findings if f.id.startswith("PACS-VULN-ORTHANC-")]
+    assert rows and all(f.systems == 2 for f in rows), rows
+    assert len({f.id for f in census.findings}) == len(census.findings)
+    assert not any(re.search(r"\b(1\.9\.7|1\.12\.1)(?![\d.])", f.title) for f in census.findings)
+    findings_csv = io.StringIO()
+    write_census_csv(census, findings_csv, CsvTable.findings)
+    assert "1.9.7" not in findings_csv.getvalue() and "…" not in findings_csv.getvalue(), "titles are not cut"
+
+
+def test_report_asn_db_groups_stored_results_by_as(tmp_path: Path) -> None:
+    # Given results stored with a country but no AS (a scan without --asn-db), one never attributed
+    stored = _with(system("193.0.0.1", studies=5, patients=2), attribution=NL)
+    older = system("193.0.0.2", studies=7, patients=3)
+    mmdb = write_asn_mmdb(tmp_path / "asn.mmdb")
+    # When the report is made with an ASN database, and without one
+    with Attributor(mmdb) as with_asn:
+        by_as = build_census([stored, older], attributor=with_asn)
+        systems = io.StringIO()
+        write_systems_csv([stored, older], systems, attributor=with_asn, privacy="p", cost="c")
+    with Attributor() as without:
+        by_country = build_census([stored, older], attributor=without)
+    # Then the owners are the AS, as in `pacsaudit notify`; without it, the registry country
+    assert [(row.key, row.hosts_found, row.studies) for row in by_as.by_owner] == [("AS3333 RIPE NCC", 2, 12)]
+    assert {row.key for row in by_country.by_owner} == {"country NL"}
+    assert systems.getvalue().count(",AS3333 RIPE NCC,") == 2
+    assert build_census([stored]).by_owner[0].key == "country NL", "no attributor: the stored block"
+
+
+def test_report_asn_db_reaches_defectdojo(tmp_path: Path) -> None:
+    mmdb = write_asn_mmdb(tmp_path / "asn.mmdb")
+    with make_store(tmp_path / "history.db") as store, Attributor(mmdb) as attributor:
+        out = io.StringIO()
+        write_report(store, 2, out, ReportFormat.defectdojo, attributor=attributor)
+    # 193.0.0.1 was stored without attribution: only the ASN database can name its AS
+    assert "AS3333" in out.getvalue()
+
+
+def test_web_only_archives_add_their_modalities_and_years() -> None:
+    # Given an archive seen over DICOMweb only, and one over DICOM whose web API counted more
+    web = _web("192.0.2.1", 443, 40)
+    assert web.http is not None
+    years = StudyYears(min=2020, max=2021, per_year={"2020": 10, "2021": 30})
+    web = _with(web, http=web.http.model_copy(update={"modalities": {"MG": 40}, "study_dates": years}))
+    dicom = system("192.0.2.2", 104, studies=5, patients=2)
+    assert dicom.dicom is not None
+    dicom = _with(dicom, dicom=dicom.dicom.model_copy(update={"modalities": {"CT": 5}}))
+    larger = _web("192.0.2.2", 8042, 50)
+    assert larger.http is not None
+    larger = _with(larger, http=larger.http.model_copy(update={"modalities": {"CT": 20, "MR": 30}}))
+    # When
+    census = build_census([web, dicom, larger])
+    # Then each host's modalities come from its largest census, whichever protocol gave it
+    assert census.modalities == {"MG": 40, "MR": 30, "CT": 20}
+    assert census.study_years.per_year == {"2020": 10, "2021": 30}
+
+
+def test_a_rule_whose_severity_depends_on_the_evidence_gets_a_row_per_severity() -> None:
+    # Given C-FIND verified by a real query on one archive, only negotiated on another
+    verified = system("192.0.2.1", studies=3, patients=1)
+    assert verified.dicom is not None
+    evidence = ServiceEvidence(find="verified", move="negotiated", get="not-accepted", store="negotiated")
+    verified = _with(verified, dicom=verified.dicom.model_copy(update={"services_evidence": evidence}))
+    negotiated = system("192.0.2.2", census=False)
+    # When
+    census = build_census([verified, negotiated])
+    # Then each is counted under its own severity and title, and the severity totals agree
+    rows = [(f.severity, f.systems) for f in census.findings if f.id == "PACS-DICOM-CFIND-OPEN"]
+    assert len(rows) == 2 and sum(n for _, n in rows) == 2, rows
+    assert len({f.title for f in census.findings if f.id == "PACS-DICOM-CFIND-OPEN"}) == 2
+    assert sum(census.findings_by_severity.values()) == sum(f.systems for f in census.findings)

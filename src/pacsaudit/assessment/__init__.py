@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         estimate_cost,
         order_of_magnitude,
     )
+    from pacsaudit.assessment.dicom_rules import exposed_shapes
     from pacsaudit.assessment.findings import (
         RULES,
         SEVERITY_ORDER,
@@ -54,6 +55,7 @@ __all__ = [
     "attributed",
     "cost_model",
     "estimate_cost",
+    "exposed_shapes",
     "findings_for",
     "load_vulnerabilities",
     "order_of_magnitude",
@@ -73,6 +75,7 @@ _LAZY = {
     ),
     **dict.fromkeys(("KnownVulnerability", "load_vulnerabilities"), "pacsaudit.assessment.vulnerabilities"),
     "order_of_magnitude": "pacsaudit.assessment.cost",
+    "exposed_shapes": "pacsaudit.assessment.dicom_rules",
 }
 
 

@@ -85,11 +85,15 @@ class CostEstimate(BaseModel):
 
 
 def order_of_magnitude(amount: float) -> str:
-    """Two significant figures and a word: no estimate is printed as more precise than it is."""
+    """Two significant figures and a word: no estimate is printed as more precise than it is.
+
+    The amount is rounded before the word is picked, so 999,999 is "1 million", not "1000 thousand".
+    """
+    rounded = float(f"{amount:.2g}")
     for scale, word in ((1e12, "trillion"), (1e9, "billion"), (1e6, "million"), (1e3, "thousand")):
-        if amount >= scale:
-            return f"{float(f'{amount / scale:.2g}'):g} {word}"
-    return f"{float(f'{amount:.2g}'):g}"
+        if rounded >= scale:
+            return f"{float(f'{rounded / scale:.2g}'):g} {word}"
+    return f"{rounded:g}"
 
 
 def estimate_cost(patients: int, ssn_shaped: int, model: CostModel = DEFAULT_COST_MODEL) -> CostEstimate:

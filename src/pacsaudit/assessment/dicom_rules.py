@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pacsaudit.assessment.finding import EvidenceValue, Finding, Severity
-from pacsaudit.model import DicomBlock, EndpointResult, Evidence, StudyCounts
+from pacsaudit.model import DicomBlock, EndpointResult, Evidence, SensitiveShapes, StudyCounts
 
 __all__ = [
     "counts_evidence",
+    "exposed_shapes",
     "rule_dicom_reachable",
     "rule_find_open",
     "rule_no_tls",
@@ -18,6 +19,13 @@ __all__ = [
     "rule_sensitive_shapes",
     "rule_store_open",
 ]
+
+
+_NEGOTIATED_ONLY: Severity = "medium"
+"""The severity of a service known only from an accepted presentation context, whatever else the
+server answered: Orthanc, for one, grants C-FIND, C-MOVE, C-GET and C-STORE separately, accepts
+every context from anyone and refuses per request, so an answered C-FIND proves nothing about the
+others (and an accepted C-FIND context nothing about C-FIND)."""
 
 
 def counts_evidence(counts: StudyCounts | None) -> dict[str, EvidenceValue]:
@@ -117,7 +125,7 @@ def rule_find_open(result: EndpointResult) -> list[Finding]:
                 if verified
                 else "C-FIND context accepted from a stranger (negotiated only, not queried)"
             ),
-            severity="critical" if verified else "high",
+            severity="critical" if verified else _NEGOTIATED_ONLY,
             evidence={"evidence": level, **counts_evidence(d.counts), **_product(d)},
             remediation=(
                 "Refuse query/retrieve to unknown peers: restrict C-FIND to configured AE titles and "
@@ -125,11 +133,6 @@ def rule_find_open(result: EndpointResult) -> list[Finding]:
             ),
         )
     ]
-
-
-def _corroborated(d: DicomBlock) -> bool:
-    """A server that already answered a stranger's C-FIND is unlikely to refuse its other requests."""
-    return _service_evidence(d, "find") == "verified"
 
 
 def rule_retrieve_open(result: EndpointResult) -> list[Finding]:
@@ -145,7 +148,7 @@ def rule_retrieve_open(result: EndpointResult) -> list[Finding]:
         level = _service_evidence(d, service)
         if level not in ("verified", "negotiated"):
             continue
-        severity: Severity = "high" if level == "verified" or _corroborated(d) else "medium"
+        severity: Severity = "high" if level == "verified" else _NEGOTIATED_ONLY
         found.append(
             Finding(
                 id=rule_id,
@@ -184,7 +187,7 @@ def rule_store_open(result: EndpointResult) -> list[Finding]:
                 "C-STORE context accepted from a stranger: images could be altered or planted "
                 f"(tampering; {'verified' if level == 'verified' else 'negotiated only, never sent'})"
             ),
-            severity="high" if level == "verified" or _corroborated(d) else "medium",
+            severity="high" if level == "verified" else _NEGOTIATED_ONLY,
             evidence={"evidence": level, "find_evidence": _service_evidence(d, "find"), **_product(d)},
             remediation=(
                 "Accept C-STORE only from known modalities and peers (AE title and IP address); "
@@ -194,11 +197,25 @@ def rule_store_open(result: EndpointResult) -> list[Finding]:
     ]
 
 
+def exposed_shapes(result: EndpointResult) -> tuple[SensitiveShapes, StudyCounts | None, str] | None:
+    """The identifier shapes a stranger could enumerate, from C-FIND or QIDO-RS, whichever saw more
+    (the same archive seen twice is one exposure), with the counts beside them and where from."""
+    seen: list[tuple[SensitiveShapes, StudyCounts | None, str]] = []
+    d, h = result.dicom, result.http
+    if d is not None and d.sensitive is not None:
+        seen.append((d.sensitive, d.counts, "C-FIND"))
+    if h is not None and h.sensitive is not None:
+        seen.append((h.sensitive, h.counts, "QIDO-RS"))
+    if not seen:
+        return None
+    return max(seen, key=lambda s: (s[0].ssn_shaped, s[0].military_id_shaped))
+
+
 def rule_sensitive_shapes(result: EndpointResult) -> list[Finding]:
-    d = result.dicom
-    shapes = d.sensitive if d is not None else None
-    if d is None or shapes is None:
+    exposed = exposed_shapes(result)
+    if exposed is None:
         return []
+    shapes, counts, source = exposed
     found: list[Finding] = []
     if shapes.ssn_shaped > 0:
         found.append(
@@ -213,7 +230,8 @@ def rule_sensitive_shapes(result: EndpointResult) -> list[Finding]:
                     "ssn_shaped": shapes.ssn_shaped,
                     "military_id_shaped": shapes.military_id_shaped,
                     "label": "shape-count",
-                    "patients": d.counts.patients if d.counts else None,
+                    "patients": counts.patients if counts else None,
+                    "seen_through": source,
                 },
                 remediation=(
                     "Stop using SSNs as patient identifiers, close the archive to strangers, and treat "
@@ -230,7 +248,8 @@ def rule_sensitive_shapes(result: EndpointResult) -> list[Finding]:
                 evidence={
                     "military_id_shaped": shapes.military_id_shaped,
                     "label": "shape-count",
-                    "patients": d.counts.patients if d.counts else None,
+                    "patients": counts.patients if counts else None,
+                    "seen_through": source,
                 },
                 remediation=(
                     "Check whether these identifiers are government or military IDs; close the archive "

@@ -64,7 +64,8 @@ class KnownVulnerability(BaseModel):
     source: str
     """Where the affected range and the CVE ids are published."""
     version_confidence: Literal["product", "toolkit"] = "product"
-    """`toolkit`: the observed version is that of a toolkit (e.g. DCMTK inside another product)."""
+    """`toolkit`: the observed version is that of a toolkit (e.g. DCMTK inside another product): its
+    findings say "may be affected" and are at most medium (`web_rules.rule_vulnerable_version`)."""
 
     @model_validator(mode="after")
     def _check(self) -> KnownVulnerability:

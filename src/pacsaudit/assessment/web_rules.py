@@ -4,11 +4,47 @@
 from __future__ import annotations
 
 from pacsaudit.assessment.dicom_rules import counts_evidence
-from pacsaudit.assessment.finding import EvidenceValue, Finding
-from pacsaudit.assessment.vulnerabilities import matching_vulnerabilities
+from pacsaudit.assessment.finding import EvidenceValue, Finding, Severity, severity_rank
+from pacsaudit.assessment.vulnerabilities import KnownVulnerability, matching_vulnerabilities
 from pacsaudit.model import EndpointResult
 
 __all__ = ["rule_tls_weakness", "rule_vulnerable_version", "rule_web_exposure"]
+
+_TOOLKIT_CAP: Severity = "medium"
+"""The highest severity of a match on a toolkit's version (DCMTK inside Orthanc, dcmqrscp, ...):
+the product may have patched the flaw or never use the affected tool."""
+
+
+def _vulnerability_finding(vuln: KnownVulnerability, product: str, version: str, block: str) -> Finding:
+    """A rule-level title (the affected range, not the observed version, so one title fits every
+    endpoint the rule fires on); a toolkit version only says "may be affected", at most medium."""
+    toolkit = vuln.version_confidence == "toolkit"
+    cves = ", ".join(vuln.cves)
+    title = (
+        f"Built on {vuln.product} {vuln.affected_text}: may be affected (toolkit version) by {cves}: "
+        f"{vuln.summary}"
+        if toolkit
+        else f"{vuln.product} {vuln.affected_text} is affected by {cves}: {vuln.summary}"
+    )
+    severity: Severity = vuln.severity
+    if toolkit and severity_rank(severity) < severity_rank(_TOOLKIT_CAP):
+        severity = _TOOLKIT_CAP
+    return Finding(
+        id=f"PACS-VULN-{vuln.id.upper()}",
+        title=title,
+        severity=severity,
+        evidence={
+            "product": product,
+            "version": version,
+            "observed_in": block,
+            "affected": vuln.affected_text,
+            "cves": " ".join(vuln.cves),
+            "advisory_severity": vuln.severity,
+            "source": vuln.source,
+            "version_confidence": vuln.version_confidence,
+        },
+        remediation=vuln.remediation,
+    )
 
 
 def rule_vulnerable_version(result: EndpointResult) -> list[Finding]:
@@ -24,26 +60,9 @@ def rule_vulnerable_version(result: EndpointResult) -> list[Finding]:
         if not product or not version:
             continue
         for vuln in matching_vulnerabilities(product, version):
-            if vuln.id in seen:
-                continue
-            seen.add(vuln.id)
-            found.append(
-                Finding(
-                    id=f"PACS-VULN-{vuln.id.upper()}",
-                    title=f"{vuln.product} {version} is affected by {', '.join(vuln.cves)}: {vuln.summary}",
-                    severity=vuln.severity,
-                    evidence={
-                        "product": product,
-                        "version": version,
-                        "observed_in": block,
-                        "affected": vuln.affected_text,
-                        "cves": " ".join(vuln.cves),
-                        "source": vuln.source,
-                        "version_confidence": vuln.version_confidence,
-                    },
-                    remediation=vuln.remediation,
-                )
-            )
+            if vuln.id not in seen:
+                seen.add(vuln.id)
+                found.append(_vulnerability_finding(vuln, product, version, block))
     return found
 
 

@@ -11,6 +11,9 @@ findings, risk levels and the cost estimate with its formula.
 one archive: a host counts once, with the largest numbers among its endpoints (DICOM `counts`
 and HTTP `counts` alike), as in `pacsaudit diff`. Only counts, categories and labels are read:
 there is nothing patient-level in a result to read.
+
+The model lives in `census_model.py`, the comparison of two censuses in `growth.py`; this
+module is the pass and its store glue, and re-exports both for `from ...census import`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pacsaudit.assessment import (
     DEFAULT_COST_MODEL,
@@ -29,13 +29,33 @@ from pacsaudit.assessment import (
     Attributor,
     CostModel,
     estimate_cost,
+    exposed_shapes,
     findings_for,
     owner_label,
     risk_level,
 )
-from pacsaudit.model import Attribution, EndpointResult, StudyCounts
+from pacsaudit.model import Attribution, EndpointResult, StudyCounts, StudyYears
+from pacsaudit.reports.census_model import (
+    BOUND_NOTE,
+    HOST_NOTE,
+    METRICS,
+    PRIVACY_NOTE,
+    WORST_LIMIT,
+    ArchiveRow,
+    Census,
+    CensusRow,
+    CostSummary,
+    CountryGrowth,
+    FindingRow,
+    Growth,
+    GrowthRow,
+    ProductRow,
+    ScanSummary,
+    StudyYearsTotal,
+)
 from pacsaudit.reports.countries import country_name
-from pacsaudit.reports.diff import ScanDiff
+from pacsaudit.reports.diff import Scope, diff_from_store, earlier_coverage, scope_of
+from pacsaudit.reports.growth import growth_between
 
 if TYPE_CHECKING:
     from pacsaudit.storage import ScanRecord, ScanStore
@@ -59,25 +79,10 @@ __all__ = [
     "census_from_store",
     "group_label",
     "growth_between",
+    "host_attribution",
     "host_groups",
     "scan_summary",
 ]
-
-METRICS = ("studies", "instances", "patients")
-"""The seed's census numbers (its "related images" are DICOM instances)."""
-
-WORST_LIMIT = 10
-"""The worst archives, by accessible studies, that a census lists."""
-
-PRIVACY_NOTE = (
-    "This report holds counts, categories and network addresses only: no patient name, ID, birth "
-    "date, study date or any other DICOM element value was stored or is shown."
-)
-HOST_NOTE = (
-    "A host counts once, with the largest numbers among its endpoints (DICOM and DICOMweb/REST "
-    "alike): one archive answering on several ports or protocols is one archive."
-)
-BOUND_NOTE = "≥ marks a lower bound: a census cut short by its query or time budget."
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of results read so far (every `PROGRESS_EVERY` and at the end)."""
@@ -85,167 +90,7 @@ PROGRESS_EVERY = 500
 
 RISK_LEVELS = (*SEVERITY_ORDER, "none")
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CensusRow(_Model):
-    """The seed's columns for one group (a country, a network owner) or for the whole scan."""
-
-    key: str
-    """An ISO 3166-1 alpha-2 code, an owner label, `(private)`... or `total`."""
-    name: str | None = None
-    """A country's name, when the key is one the map knows."""
-    hosts_found: int = 0
-    """Hosts where a DICOM or PACS web service answered, protected or not."""
-    systems: int = 0
-    """Hosts allowing unprotected access: a stranger's DICOM association was accepted, or a
-    stranger could list studies over the web."""
-    studies: int | None = None
-    studies_complete: bool = True
-    instances: int | None = None
-    instances_complete: bool = True
-    patients: int | None = None
-    patients_complete: bool = True
-    ssn_shaped: int = 0
-    """Distinct patients with an identifier shaped like a US SSN (a shape, not proof)."""
-    military_id_shaped: int = 0
-
-
-class ProductRow(_Model):
-    product: str | None
-    version: str | None
-    protocol: str
-    """`dicom` or `http`: where the product was named."""
-    systems: int = 0
-    """Endpoints running it."""
-    unprotected: int = 0
-    """Of those, how many a stranger could use."""
-    studies: int = 0
-    """Studies of the hosts whose largest count came from this product's endpoint."""
-
-
-class ArchiveRow(_Model):
-    """One of the worst archives: a host, by accessible studies."""
-
-    ip: str
-    ports: list[int]
-    country: str | None
-    owner: str
-    product: str | None
-    version: str | None
-    studies: int
-    instances: int | None
-    patients: int | None
-    complete: bool
-    ssn_shaped: int
-    risk: str
-    findings: list[str]
-    """Finding ids, most severe first."""
-
-
-class FindingRow(_Model):
-    id: str
-    title: str
-    severity: str
-    systems: int
-    """Endpoints with this finding."""
-
-
-class StudyYearsTotal(_Model):
-    per_year: dict[str, int] = Field(default_factory=dict)
-    undated: int = 0
-
-
-class CostSummary(_Model):
-    """The cost estimate of `pacsaudit.assessment.estimate_cost`, with its formula and inputs."""
-
-    amount: float
-    rounded: str
-    """The amount as an order of magnitude (`~USD 4.3 million`): what reports lead with."""
-    formula: str
-    currency: str
-    per_record: float
-    per_ssn_record: float
-    patients: int
-    ssn_shaped: int
-    lower_bound: bool
-    """The patient count behind it is a lower bound, so is the estimate."""
-    source: str
-
-
-class ScanSummary(_Model):
-    id: int | None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    state: str | None = None
-    tool_version: str | None = None
-    results: int = 0
-    """Stored results read (every open port, and closed ones with `--all`)."""
-    endpoints: int = 0
-    """Endpoints where DICOM or a PACS web service was detected."""
-
-
-class GrowthRow(_Model):
-    """One census number in both scans (`metric`: `systems`, `studies`, `instances`, `patients`,
-    `ssn_shaped`; or, per country, the country's key with its unprotected systems and studies)."""
-
-    metric: str
-    earlier: int | None
-    later: int | None
-    delta: int | None
-    delta_pct: float | None
-    """None when a side is unknown, or when the earlier number is 0 and the later is not."""
-    earlier_complete: bool
-    later_complete: bool
-
-
-class CountryGrowth(_Model):
-    key: str
-    name: str | None
-    systems: GrowthRow
-    studies: GrowthRow
-
-
-class Growth(_Model):
-    """This scan against an earlier one (`--diff`). The numbers are both scans' censuses, counted
-    the same way (once per host, DICOM and web alike); new, gone and changed are endpoints where
-    DICOM was detected, as `pacsaudit diff` sees them."""
-
-    earlier_scan: int | None
-    later_scan: int | None
-    totals: list[GrowthRow]
-    by_country: list[CountryGrowth]
-    new: int
-    gone: int
-    changed: int
-    unchanged: int
-    not_rescanned: int
-    new_systems: list[str]
-    """`ip:port` of the first new systems (at most 50)."""
-    scope_notes: list[str]
-
-
-class Census(_Model):
-    scan: ScanSummary
-    totals: CensusRow
-    by_country: list[CensusRow]
-    """Most unprotected systems first, then most studies."""
-    by_owner: list[CensusRow]
-    by_product: list[ProductRow]
-    modalities: dict[str, int]
-    """Studies per modality, over the hosts' largest census (a study counts once per modality)."""
-    study_years: StudyYearsTotal
-    worst_archives: list[ArchiveRow]
-    findings_by_severity: dict[str, int]
-    findings: list[FindingRow]
-    risk_levels: dict[str, int]
-    """Endpoints per risk level (the most severe of their findings; `none` without any)."""
-    cost: CostSummary
-    growth: Growth | None = None
-    notes: list[str]
-    privacy: str = PRIVACY_NOTE
+T = TypeVar("T")
 
 
 # --- per host ------------------------------------------------------------------------------------
@@ -328,7 +173,8 @@ class _Sums:
             value = host.counts.values[metric]
             if value is not None:
                 self.values[metric] = (self.values[metric] or 0) + value
-            if not host.counts.complete(metric):
+            # A system open to strangers that no census counted holds an unknown number, not 0.
+            if not host.counts.complete(metric) or (value is None and host.unprotected):
                 self.complete[metric] = False
 
     def row(self, key: str, name: str | None = None) -> CensusRow:
@@ -350,6 +196,19 @@ class _Sums:
 
 
 @dataclass(slots=True)
+class _Largest(Generic[T]):
+    """What the census with the most studies said (the first among equals)."""
+
+    studies: int = -1
+    value: T | None = None
+
+    def offer(self, value: T | None, counts: StudyCounts | None) -> None:
+        studies = (counts.studies or 0) if counts is not None else 0
+        if value is not None and studies > self.studies:
+            self.studies, self.value = studies, value
+
+
+@dataclass(slots=True)
 class _Host:
     """One host's endpoints where something was detected, reduced to what the census needs."""
 
@@ -360,8 +219,9 @@ class _Host:
     counts: _HostCounts = field(default_factory=_HostCounts)
     best: EndpointResult | None = None
     """The endpoint with the largest study count (its product holds the host's studies)."""
-    best_dicom: EndpointResult | None = None
-    """The DICOM census with the largest study count: its modalities and years describe the host."""
+    modalities: _Largest[dict[str, int]] = field(default_factory=lambda: _Largest[dict[str, int]]())
+    years: _Largest[StudyYears] = field(default_factory=lambda: _Largest[StudyYears]())
+    """From the largest census (DICOM or web) that gave them: they describe the host."""
     ssn: int = 0
     military: int = 0
     risk_rank: int = len(SEVERITY_ORDER)
@@ -390,24 +250,17 @@ class _CensusBuilder:
         self.undated = 0
         self.worst: list[tuple[int, int, str, ArchiveRow]] = []
         self.severities: dict[str, int] = dict.fromkeys(SEVERITY_ORDER, 0)
-        self.finding_rows: dict[str, FindingRow] = {}
+        self.finding_rows: dict[tuple[str, str, str], FindingRow] = {}
         self.risks: dict[str, int] = dict.fromkeys(RISK_LEVELS, 0)
         self.sequence = 0
-
-    def attribution(self, results: list[EndpointResult]) -> Attribution | None:
-        for result in results:
-            if result.attribution is not None:
-                return result.attribution
-        ip = results[0].ip
-        if not ip:
-            return Attribution(scope="unresolved")
-        return None if self.attributor is None else self.attributor.attribute(ip)
 
     def add_host(self, results: list[EndpointResult]) -> None:
         detected = [r for r in results if _detected(r)]
         if not detected:
             return
-        host = _Host(detected[0].ip or (detected[0].hostname or ""), self.attribution(detected))
+        host = _Host(
+            detected[0].ip or (detected[0].hostname or ""), host_attribution(detected, self.attributor)
+        )
         for result in detected:
             self._add_endpoint(host, result)
         country = group_label(host.attribution)
@@ -415,14 +268,12 @@ class _CensusBuilder:
         self.total.add(host)
         self.countries.setdefault(country, _Sums()).add(host)
         self.owners.setdefault(owner, _Sums()).add(host)
-        census = host.best_dicom.dicom if host.best_dicom is not None else None
-        if census is not None:
-            for modality, count in (census.modalities or {}).items():
-                self.modalities[modality] = self.modalities.get(modality, 0) + count
-            if census.study_dates is not None:
-                for year, count in census.study_dates.per_year.items():
-                    self.years[year] = self.years.get(year, 0) + count
-                self.undated += census.study_dates.undated
+        for modality, count in (host.modalities.value or {}).items():
+            self.modalities[modality] = self.modalities.get(modality, 0) + count
+        if host.years.value is not None:
+            for year, count in host.years.value.per_year.items():
+                self.years[year] = self.years.get(year, 0) + count
+            self.undated += host.years.value.undated
         best = host.best
         studies = host.counts.values["studies"]
         if best is not None and studies:
@@ -441,12 +292,14 @@ class _CensusBuilder:
             host.counts.add(counts)
         if host.best is None or _studies(result) > _studies(host.best):
             host.best = result
-        has_census = result.dicom is not None and result.dicom.counts is not None
-        if has_census and (host.best_dicom is None or _studies(result) > _studies(host.best_dicom)):
-            host.best_dicom = result
-        if result.dicom is not None and result.dicom.sensitive is not None:
-            host.ssn = max(host.ssn, result.dicom.sensitive.ssn_shaped)
-            host.military = max(host.military, result.dicom.sensitive.military_id_shaped)
+        for block in (result.dicom, result.http):
+            if block is not None and block.counts is not None:
+                host.modalities.offer(block.modalities, block.counts)
+                host.years.offer(block.study_dates, block.counts)
+        exposed = exposed_shapes(result)
+        if exposed is not None:
+            host.ssn = max(host.ssn, exposed[0].ssn_shaped)
+            host.military = max(host.military, exposed[0].military_id_shaped)
         key = _product_of(result)
         row = self.products.setdefault(key, ProductRow(product=key[0], version=key[1], protocol=key[2]))
         row.systems += 1
@@ -459,10 +312,11 @@ class _CensusBuilder:
         for finding in findings:
             severity = str(finding.severity)
             self.severities[severity] = self.severities.get(severity, 0) + 1
-            existing = self.finding_rows.get(finding.id)
+            title = finding.title
+            existing = self.finding_rows.get((finding.id, severity, title))
             if existing is None:
-                existing = FindingRow(id=finding.id, title=finding.title, severity=severity, systems=0)
-                self.finding_rows[finding.id] = existing
+                existing = FindingRow(id=finding.id, title=title, severity=severity, systems=0)
+                self.finding_rows[finding.id, severity, title] = existing
             existing.systems += 1
             if finding.id not in host.findings:
                 host.findings.append(finding.id)
@@ -521,7 +375,8 @@ class _CensusBuilder:
             worst_archives=[item[3] for item in sorted(self.worst, key=lambda i: (-i[0], -i[1]))],
             findings_by_severity=self.severities,
             findings=sorted(
-                self.finding_rows.values(), key=lambda f: (_severity_rank(f.severity), -f.systems, f.id)
+                self.finding_rows.values(),
+                key=lambda f: (_severity_rank(f.severity), -f.systems, f.id, f.title),
             ),
             risk_levels=self.risks,
             cost=cost,
@@ -546,8 +401,25 @@ def _ranked(groups: dict[str, _Sums], *, with_names: bool) -> list[CensusRow]:
     return sorted(rows, key=lambda r: (-r.systems, -(r.studies or 0), -r.hosts_found, r.key))
 
 
+UNKNOWN_COST = "unknown (no census)"
+
+
 def _cost(totals: CensusRow, model: CostModel) -> CostSummary:
-    estimate = estimate_cost(totals.patients or 0, totals.ssn_shaped, model)
+    """The estimate over the counted patients; without any patient count, unknown (never ~0)."""
+    if totals.patients is None:
+        return CostSummary(
+            amount=None,
+            rounded=UNKNOWN_COST,
+            formula="no census counted patients (`pacsaudit scan --census`), so there is nothing to multiply",
+            currency=model.currency,
+            per_record=model.per_record,
+            per_ssn_record=model.per_ssn_record,
+            patients=None,
+            ssn_shaped=totals.ssn_shaped,
+            lower_bound=False,
+            source=model.source,
+        )
+    estimate = estimate_cost(totals.patients, totals.ssn_shaped, model)
     return CostSummary(
         amount=estimate.amount,
         rounded=estimate.rounded,
@@ -560,6 +432,23 @@ def _cost(totals: CensusRow, model: CostModel) -> CostSummary:
         lower_bound=not totals.patients_complete,
         source=model.source,
     )
+
+
+def host_attribution(results: list[EndpointResult], attributor: Attributor | None) -> Attribution | None:
+    """Who holds a host (its results in `results`): the stored attribution, as `attributed` fills
+    it for notices and DefectDojo. With an ASN database in `attributor`, a public address stored
+    without an AS is looked up again, so owners group by AS in every output; results stored before
+    attribution existed are attributed with `attributor` (None without one)."""
+    stored = next((r.attribution for r in results if r.attribution is not None), None)
+    ip = results[0].ip
+    if not ip:
+        return stored or Attribution(scope="unresolved")
+    if attributor is None:
+        return stored
+    stale = (
+        stored is not None and stored.scope == "public" and stored.asn is None and attributor.has_asn_database
+    )
+    return attributor.attribute(ip) if stored is None or stale else stored
 
 
 def host_groups(results: Iterable[EndpointResult]) -> Iterator[list[EndpointResult]]:
@@ -604,86 +493,6 @@ def _counted(
         yield result
 
 
-def _growth_row(
-    metric: str,
-    earlier: int | None,
-    later: int | None,
-    earlier_complete: bool = True,
-    later_complete: bool = True,
-) -> GrowthRow:
-    delta = None if earlier is None or later is None else later - earlier
-    pct = None
-    if earlier is not None and later is not None:
-        pct = (0.0 if later == 0 else None) if earlier == 0 else round((later - earlier) * 100 / earlier, 1)
-    return GrowthRow(
-        metric=metric,
-        earlier=earlier,
-        later=later,
-        delta=delta,
-        delta_pct=pct,
-        earlier_complete=earlier_complete,
-        later_complete=later_complete,
-    )
-
-
-def _census_growth(before: CensusRow, after: CensusRow) -> list[GrowthRow]:
-    rows = [_growth_row("systems", before.systems, after.systems)]
-    for metric in METRICS:
-        rows.append(
-            _growth_row(
-                metric,
-                getattr(before, metric),
-                getattr(after, metric),
-                getattr(before, f"{metric}_complete"),
-                getattr(after, f"{metric}_complete"),
-            )
-        )
-    rows.append(_growth_row("ssn_shaped", before.ssn_shaped, after.ssn_shaped))
-    return rows
-
-
-def growth_between(earlier: Census, later: Census, diff: ScanDiff, *, limit: int = 50) -> Growth:
-    """The growth section: two censuses for the numbers, the scan diff for new, gone and changed."""
-    before = {row.key: row for row in earlier.by_country}
-    after = {row.key: row for row in later.by_country}
-    by_country = []
-    for key in sorted(
-        before.keys() | after.keys(), key=lambda k: (-(after[k].systems if k in after else 0), k)
-    ):
-        b, a = before.get(key), after.get(key)
-        by_country.append(
-            CountryGrowth(
-                key=key,
-                name=next((row.name for row in (a, b) if row is not None), None),
-                systems=_growth_row("systems", b.systems if b else 0, a.systems if a else 0),
-                studies=_growth_row(
-                    "studies",
-                    b.studies if b else None,
-                    a.studies if a else None,
-                    b.studies_complete if b else True,
-                    a.studies_complete if a else True,
-                ),
-            )
-        )
-    return Growth(
-        earlier_scan=earlier.scan.id,
-        later_scan=later.scan.id,
-        totals=_census_growth(earlier.totals, later.totals),
-        by_country=by_country,
-        new=len(diff.new),
-        gone=len(diff.gone),
-        changed=len(diff.changed),
-        unchanged=diff.unchanged,
-        not_rescanned=len(diff.not_rescanned),
-        new_systems=[_endpoint(e.ip, e.port) for e in diff.new[:limit]],
-        scope_notes=list(diff.scope_notes),
-    )
-
-
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def scan_summary(record: ScanRecord) -> ScanSummary:
     return ScanSummary(
         id=record.id,
@@ -703,38 +512,78 @@ def census_from_store(
     cost_model: CostModel = DEFAULT_COST_MODEL,
     progress: ProgressCallback | None = None,
 ) -> Census:
-    """The census of a stored scan; with `diff_against`, its growth since that (earlier) scan.
+    """The census of a stored scan; with `diff_against`, its growth since that (earlier) scan,
+    the earlier census taken over the endpoints this scan rescanned (see `earlier_coverage`).
 
     Raises `StorageError` for a scan that is not there.
     """
-    from pacsaudit.reports.diff import diff_from_store
-
-    census = _stored_census(store, scan_id, attributor, cost_model, progress)
+    record = _record(store, scan_id)
+    census = _stored_census(store, record, attributor, cost_model, progress)
     if diff_against is None:
         return census
-    earlier = _stored_census(store, diff_against, attributor, cost_model, None)
+    earlier_record = _record(store, diff_against)
     diff = diff_from_store(store, diff_against, scan_id)
-    return census.model_copy(update={"growth": growth_between(earlier, census, diff)})
+    covered = _Covered(store, scan_id, scope_of(record))
+    earlier = _stored_census(store, earlier_record, attributor, cost_model, None, covered=covered)
+    growth = growth_between(earlier, census, diff, earlier_left_out=covered.left_out)
+    return census.model_copy(update={"growth": growth})
 
 
-def _stored_census(
-    store: ScanStore,
-    scan_id: int,
-    attributor: Attributor | None,
-    cost_model: CostModel,
-    progress: ProgressCallback | None,
-) -> Census:
+def _record(store: ScanStore, scan_id: int) -> ScanRecord:
     from pacsaudit.storage import StorageError
 
     record = store.scan(scan_id)
     if record is None:
         raise StorageError(f"no scan {scan_id}")
-    stream = store.observations(scan_id)
+    return record
+
+
+class _Covered:
+    """Filters an earlier scan down to what the later one covered, counting what it leaves out."""
+
+    def __init__(self, store: ScanStore, later_id: int, later_scope: Scope) -> None:
+        self.store = store
+        self.later_id = later_id
+        self.later_scope = later_scope
+        self.left_out = 0
+
+    def results(self, earlier: Iterable[EndpointResult]) -> Iterator[EndpointResult]:
+        later = self.store.observations(self.later_id)
+        try:
+            for result, covered in earlier_coverage(earlier, later, self.later_scope):
+                if covered:
+                    yield result
+                elif _detected(result):
+                    self.left_out += 1
+        finally:
+            _close(later)
+
+
+def _stored_census(
+    store: ScanStore,
+    record: ScanRecord,
+    attributor: Attributor | None,
+    cost_model: CostModel,
+    progress: ProgressCallback | None,
+    *,
+    covered: _Covered | None = None,
+) -> Census:
+    stream = store.observations(record.id)
     try:
+        results = stream if covered is None else covered.results(stream)
         return build_census(
-            stream, scan=scan_summary(record), attributor=attributor, cost_model=cost_model, progress=progress
+            results,
+            scan=scan_summary(record),
+            attributor=attributor,
+            cost_model=cost_model,
+            progress=progress,
         )
-    finally:  # a stream holds a database connection until it is exhausted or closed
-        close: Any = getattr(stream, "close", None)
-        if close is not None:
-            close()
+    finally:
+        _close(stream)
+
+
+def _close(stream: object) -> None:
+    """A store stream holds a database connection until it is exhausted or closed."""
+    close: Any = getattr(stream, "close", None)
+    if close is not None:
+        close()

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import TextIO
 
-from pacsaudit.assessment import Attributor, findings_for, owner_label, risk_level
+from pacsaudit.assessment import Attributor, exposed_shapes, findings_for, owner_label, risk_level
 from pacsaudit.model import EndpointResult
-from pacsaudit.reports.census import Census, CensusRow, group_label, host_groups
+from pacsaudit.reports.census import Census, CensusRow, group_label, host_attribution, host_groups
 from pacsaudit.reports.text import cost_sentence, csv_cell
 
 __all__ = ["SYSTEM_COLUMNS", "CsvTable", "write_census_csv", "write_systems_csv"]
@@ -130,7 +130,7 @@ def write_census_csv(census: Census, out: TextIO, table: CsvTable = CsvTable.cou
     else:
         writer.writerow(["id", "title", "severity", "endpoints"])
         for f in census.findings:
-            writer.writerow([f.id, csv_cell(f.title), f.severity, f.systems])
+            writer.writerow([f.id, csv_cell(f.title, None), f.severity, f.systems])
 
 
 def write_systems_csv(
@@ -151,9 +151,7 @@ def write_systems_csv(
     writer.writerow(SYSTEM_COLUMNS)
     rows = 0
     for run in host_groups(results):
-        attribution = next((r.attribution for r in run if r.attribution is not None), None)
-        if attribution is None and attributor is not None and run[0].ip:
-            attribution = attributor.attribute(run[0].ip)
+        attribution = host_attribution(run, attributor)
         for result in run:
             d, h = result.dicom, result.http
             dicom = d is not None and d.detected
@@ -185,7 +183,7 @@ def write_systems_csv(
                     _int(counts.instances if counts else None),
                     _int(counts.patients if counts else None),
                     _bool(counts.complete if counts else None),
-                    str(d.sensitive.ssn_shaped) if d is not None and d.sensitive is not None else "",
+                    str(shapes[0].ssn_shaped) if (shapes := exposed_shapes(result)) else "",
                     str(risk_level(findings)),
                     " ".join(f.id for f in findings),
                 ]

@@ -10,15 +10,24 @@ recognise the same finding; `vuln_id_from_tool` is the rule id.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
 from pacsaudit.assessment.attribution import Attributor, attributed
 from pacsaudit.assessment.findings import Finding, Severity, findings_for
 from pacsaudit.model import EndpointResult
+from pacsaudit.reports.text import MAX_TEXT, clean, md_inert
 
-__all__ = ["CWE_BY_RULE", "DEFECTDOJO_SEVERITY", "defectdojo_findings", "endpoint_text"]
+__all__ = [
+    "CWE_BY_RULE",
+    "DEFECTDOJO_SEVERITY",
+    "defectdojo_findings",
+    "endpoint_text",
+    "iter_defectdojo_findings",
+    "write_defectdojo",
+]
 
 DEFECTDOJO_SEVERITY: dict[Severity, str] = {
     "critical": "Critical",
@@ -84,27 +93,34 @@ def _service(finding_id: str) -> str:
     return "dicom"
 
 
-def _value(value: str | int | bool | None) -> str:
+_TITLE_LIMIT = 511
+"""DefectDojo's `Finding.title` column holds at most 511 characters: a longer one fails the import."""
+_EVIDENCE_LIMIT = 600
+
+
+def _value(value: str | int | bool | None, limit: int | None = MAX_TEXT) -> str:
+    """A value inert in the description's Markdown (`reports.text.md_inert`): peers choose product
+    strings and versions, the user's ASN database the owner names."""
     if value is None:
         return "unknown"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return md_inert(str(value), limit)
 
 
 def _description(result: EndpointResult, finding: Finding, scan_label: str) -> str:
     a = result.attribution
     lines = [
-        f"**{finding.title}**",
+        f"**{_value(finding.title, None)}**",
         "",
         f"Endpoint {_value(endpoint_text(result))} seen by pacsaudit ({_value(scan_label)}) "
         f"at {_value(result.timestamp)}.",
     ]
     if a is not None:
         owner = f"AS{a.asn} {_value(a.as_org or '')}".strip() if a.asn is not None else "AS unknown"
-        lines.append(f"Address scope: {a.scope}; registry country: {_value(a.country)}; {owner}.")
+        lines.append(f"Address scope: {_value(a.scope)}; registry country: {_value(a.country)}; {owner}.")
     lines += ["", "| evidence | value |", "| --- | --- |"]
-    lines += [f"| {_value(key)} | {_value(value)} |" for key, value in finding.evidence.items()]
+    lines += [f"| {key} | {_value(value, _EVIDENCE_LIMIT)} |" for key, value in finding.evidence.items()]
     lines += [
         "",
         "Counts only: pacsaudit stores no patient name, ID, birth date or element value, and never "
@@ -121,7 +137,7 @@ def _item(result: EndpointResult, finding: Finding, scan_label: str) -> dict[str
     if isinstance(source, str):
         references.append(source)
     item: dict[str, Any] = {
-        "title": finding.title,
+        "title": clean(finding.title, _TITLE_LIMIT),
         "severity": DEFECTDOJO_SEVERITY[finding.severity],
         "description": _description(result, finding, scan_label),
         "date": result.timestamp[:10] if len(result.timestamp) >= 10 else None,
@@ -140,12 +156,23 @@ def _item(result: EndpointResult, finding: Finding, scan_label: str) -> dict[str
     }
     product, version = finding.evidence.get("product"), finding.evidence.get("version")
     if isinstance(product, str):
-        item["component_name"] = product[:200]
+        item["component_name"] = clean(product, 200)
         if isinstance(version, str):
-            item["component_version"] = version[:100]
+            item["component_version"] = clean(version, 100)
     if cves:
         item["vulnerability_ids"] = cves
     return {key: value for key, value in item.items() if value is not None}
+
+
+def iter_defectdojo_findings(
+    results: Iterable[EndpointResult], *, scan_label: str, attributor: Attributor | None = None
+) -> Iterator[dict[str, Any]]:
+    """The Generic Findings items for `results`, one endpoint at a time (nothing else is held).
+    Results stored without attribution are attributed first (see `attributed`): pass the
+    `attributor` holding the user's ASN database so the owners match `pacsaudit notify`'s."""
+    for result in attributed(results, attributor):
+        for finding in findings_for(result):
+            yield _item(result, finding, scan_label)
 
 
 def defectdojo_findings(
@@ -153,8 +180,26 @@ def defectdojo_findings(
 ) -> dict[str, Any]:
     """The Generic Findings JSON document for `results` (import it with scan type "Generic Findings
     Import"); `scan_label` (e.g. "scan 17") names the test and appears in every description.
-    Results stored without attribution are attributed first (see `attributed`)."""
-    findings: list[dict[str, Any]] = []
-    for result in attributed(results, attributor):
-        findings.extend(_item(result, finding, scan_label) for finding in findings_for(result))
+    Builds the whole document in memory: for a large scan, `write_defectdojo` streams it."""
+    findings = list(iter_defectdojo_findings(results, scan_label=scan_label, attributor=attributor))
     return {"name": f"pacsaudit {scan_label}", "findings": findings}
+
+
+def write_defectdojo(
+    results: Iterable[EndpointResult],
+    out: TextIO,
+    *,
+    scan_label: str,
+    attributor: Attributor | None = None,
+) -> int:
+    """Write the document `defectdojo_findings` returns, as `json.dumps(document, indent=2,
+    ensure_ascii=False)` and a newline would, one finding at a time; return how many findings."""
+    out.write("{\n" + f'  "name": {json.dumps(f"pacsaudit {scan_label}", ensure_ascii=False)},\n')
+    out.write('  "findings": [')
+    count = 0
+    for item in iter_defectdojo_findings(results, scan_label=scan_label, attributor=attributor):
+        text = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+        out.write(("," if count else "") + "\n    " + text)
+        count += 1
+    out.write("\n  ]\n}\n" if count else "]\n}\n")
+    return count

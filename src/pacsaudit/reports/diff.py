@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pacsaudit.model import EndpointResult, Services
+from pacsaudit.reports.text import clean, endpoint, md, number, percent, signed
 from pacsaudit.targets import ExclusionList, parse_ports
 from pacsaudit.targets.specs import HOSTNAME, STDIN, TargetSpec, TargetSpecError, iter_file_specs, parse_spec
 
@@ -51,9 +52,11 @@ __all__ = [
     "TotalChange",
     "diff_from_store",
     "diff_scans",
+    "earlier_coverage",
     "render_json",
     "render_markdown",
     "render_table",
+    "scope_of",
 ]
 
 CENSUS_METRICS = ("studies", "instances", "patients")
@@ -586,7 +589,7 @@ def diff_from_store(
 ) -> ScanDiff:
     """Compare two stored scans, streaming both; the scope comes from the later scan's arguments
     unless `later_scope` is given (e.g. `Scope.everything()` for imports known to match)."""
-    from pacsaudit.storage import ScanState, StorageError
+    from pacsaudit.storage import StorageError
 
     earlier = store.scan(earlier_id)
     later = store.scan(later_id)
@@ -594,11 +597,7 @@ def diff_from_store(
         if record is None:
             raise StorageError(f"no scan {scan_id}")
     assert earlier is not None and later is not None
-    finished = later.state is ScanState.FINISHED
-    if later_scope is None:
-        later_scope = Scope.from_arguments(later.arguments, finished=finished, recorded_at=later.started_at)
-    if not finished:
-        later_scope = _unfinished(later_scope, later.state.value)
+    later_scope = scope_of(later, later_scope)
     before = store.observations(earlier_id)
     after = store.observations(later_id)
     try:
@@ -615,6 +614,32 @@ def diff_from_store(
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+
+
+def scope_of(record: ScanRecord, given: Scope | None = None) -> Scope:
+    """What a stored scan covered: `given`, else rebuilt from its arguments; marked unfinished
+    (an in-scope endpoint without a record may not have been reached) unless it finished."""
+    from pacsaudit.storage import ScanState
+
+    finished = record.state is ScanState.FINISHED
+    scope = (
+        given
+        if given is not None
+        else Scope.from_arguments(record.arguments, finished=finished, recorded_at=record.started_at)
+    )
+    return scope if finished else _unfinished(scope, record.state.value)
+
+
+def earlier_coverage(
+    earlier: Iterable[EndpointResult], later: Iterable[EndpointResult], later_scope: Scope | None
+) -> Iterator[tuple[EndpointResult, bool]]:
+    """Every earlier result with whether the later scan covered it: it has a record of the endpoint,
+    or the endpoint is inside its (known, finished) scope. What `diff_scans` calls "not rescanned"
+    is not covered, so comparing totals over covered results alone shows no decline for it.
+    Both streams in (ip, port) order, as for `diff_scans`."""
+    for before, after in _merge(earlier, later):
+        if before is not None:
+            yield before, after is not None or _not_rescanned_reason(later_scope, before) is None
 
 
 def _unfinished(scope: Scope, state: str) -> Scope:
@@ -1018,28 +1043,6 @@ _REASONS = {
     "scope-unknown": "the later scan's scope is unknown",
     "later-scan-unfinished": "the later scan did not finish",
 }
-MAX_TEXT = 64
-"""Server-supplied text (product, version) is cut to this many characters in Markdown and tables."""
-
-
-def _clean(text: str) -> str:
-    """Text a server chose (product, version): no control characters, no terminal escapes."""
-    cleaned = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
-    return cleaned if len(cleaned) <= MAX_TEXT else cleaned[: MAX_TEXT - 1] + "…"
-
-
-def _number(value: int | None, complete: bool = True) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,}" if complete else f"≥ {value:,}"
-
-
-def _signed(value: int | None) -> str:
-    return "—" if value is None else f"{value:+,}"
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.1f} %"
 
 
 def _yes_no(value: bool | None) -> str:
@@ -1053,7 +1056,7 @@ def _value(value: Value) -> str:
         return _yes_no(value)
     if isinstance(value, int):
         return f"{value:,}"
-    return _clean(value)
+    return clean(value)
 
 
 def _describe(change: Change) -> str:
@@ -1072,9 +1075,9 @@ def _describe(change: Change) -> str:
         before = change.before if isinstance(change.before, int) else None
         after = change.after if isinstance(change.after, int) else None
         return (
-            f"{metric} {_number(before, change.before_complete is not False)} → "
-            f"{_number(after, change.after_complete is not False)} "
-            f"({_signed(change.delta)}, {_percent(change.delta_pct)})"
+            f"{metric} {number(before, change.before_complete is not False)} → "
+            f"{number(after, change.after_complete is not False)} "
+            f"({signed(change.delta)}, {percent(change.delta_pct)})"
         )
     label = _FIELD_LABELS.get(change.field, change.field)
     return f"{label}: {_value(change.before)} → {_value(change.after)}"
@@ -1098,11 +1101,7 @@ def _when(info: ScanInfo) -> str | None:
 
 
 def _product(entry_product: str | None, version: str | None) -> str:
-    return " ".join(_clean(part) for part in (entry_product, version) if part) or "unknown product"
-
-
-def _endpoint(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    return " ".join(clean(part) for part in (entry_product, version) if part) or "unknown product"
 
 
 def _why(entry: SystemEntry) -> str:
@@ -1132,15 +1131,6 @@ TOTALS_NOTE = (
 
 # --- Markdown ----------------------------------------------------------------------------------
 
-_MD_ESCAPE = str.maketrans(
-    {ch: "\\" + ch for ch in "\\`*_[]<>|~#"} | {"&": "&amp;"},
-)
-
-
-def _md(text: str) -> str:
-    """Cleaned and escaped for a Markdown table cell or list item."""
-    return _clean(text).translate(_MD_ESCAPE)
-
 
 def render_markdown(diff: ScanDiff) -> str:
     earlier, later = _label(diff.earlier, "earlier"), _label(diff.later, "later")
@@ -1155,8 +1145,8 @@ def render_markdown(diff: ScanDiff) -> str:
     ]
     for name, row in diff.totals().items():
         lines.append(
-            f"| {_TOTAL_LABELS[name]} | {_number(row.earlier, row.earlier_complete)} | "
-            f"{_number(row.later, row.later_complete)} | {_signed(row.delta)} | {_percent(row.delta_pct)} |"
+            f"| {_TOTAL_LABELS[name]} | {number(row.earlier, row.earlier_complete)} | "
+            f"{number(row.later, row.later_complete)} | {signed(row.delta)} | {percent(row.delta_pct)} |"
         )
     lines += ["", TOTALS_NOTE, "", f"**{_summary_line(diff)}.**", ""]
 
@@ -1168,9 +1158,9 @@ def render_markdown(diff: ScanDiff) -> str:
     if not diff.changed:
         lines += ["None.", ""]
     for system in diff.changed[:LIST_LIMIT]:
-        what = "; ".join(_md(_describe(change)) for change in system.changes)
-        product = _md(_product(system.product, system.version))
-        lines.append(f"- `{_endpoint(system.ip, system.port)}` ({product}): {what}")
+        what = "; ".join(md(_describe(change)) for change in system.changes)
+        product = md(_product(system.product, system.version))
+        lines.append(f"- `{endpoint(system.ip, system.port)}` ({product}): {what}")
     if diff.changed:
         lines += [*_more(len(diff.changed)), ""]
 
@@ -1180,7 +1170,7 @@ def render_markdown(diff: ScanDiff) -> str:
         for entry in diff.not_rescanned:
             reasons[_why(entry)] = reasons.get(_why(entry), 0) + 1
         why = ", ".join(f"{count:,}: {reason}" for reason, count in reasons.items())
-        shown = ", ".join(f"`{_endpoint(e.ip, e.port)}`" for e in diff.not_rescanned[:LIST_LIMIT])
+        shown = ", ".join(f"`{endpoint(e.ip, e.port)}`" for e in diff.not_rescanned[:LIST_LIMIT])
         more = len(diff.not_rescanned) - LIST_LIMIT
         first, second = _name(diff.earlier, "earlier"), _name(diff.later, "later")
         lines += [
@@ -1192,7 +1182,7 @@ def render_markdown(diff: ScanDiff) -> str:
     else:
         lines += ["None: every system of the earlier scan was in the later scan's scope.", ""]
     if diff.scope_notes:
-        lines += ["Scope: " + "; ".join(_md(note) for note in diff.scope_notes) + ".", ""]
+        lines += ["Scope: " + "; ".join(md(note) for note in diff.scope_notes) + ".", ""]
     return "\n".join(lines)
 
 
@@ -1206,9 +1196,9 @@ def _md_entries(entries: tuple[SystemEntry, ...], other: str, why: Callable[[Sys
     for e in entries[:LIST_LIMIT]:
         complete = e.counts_complete is not False
         lines.append(
-            f"| `{_endpoint(e.ip, e.port)}` | {_md(e.product or '—')} | {_md(e.version or '—')} | "
-            f"{_yes_no(e.open_to_any_ae)} | {_number(e.studies, complete)} | "
-            f"{_number(e.instances, complete)} | {_number(e.patients, complete)} | {_md(why(e))} |"
+            f"| `{endpoint(e.ip, e.port)}` | {md(e.product or '—')} | {md(e.version or '—')} | "
+            f"{_yes_no(e.open_to_any_ae)} | {number(e.studies, complete)} | "
+            f"{number(e.instances, complete)} | {number(e.patients, complete)} | {md(why(e))} |"
         )
     return [*lines, *_more(len(entries)), ""]
 
@@ -1230,10 +1220,10 @@ def render_table(diff: ScanDiff) -> RenderableType:
     for name, row in diff.totals().items():
         totals.add_row(
             Text(_TOTAL_LABELS[name]),
-            Text(_number(row.earlier, row.earlier_complete)),
-            Text(_number(row.later, row.later_complete)),
-            Text(_signed(row.delta)),
-            Text(_percent(row.delta_pct)),
+            Text(number(row.earlier, row.earlier_complete)),
+            Text(number(row.later, row.later_complete)),
+            Text(signed(row.delta)),
+            Text(percent(row.delta_pct)),
         )
     parts: list[RenderableType] = [totals, Text(TOTALS_NOTE, style="dim"), Text(_summary_line(diff))]
     for title, entries, why in (("New", diff.new, _why), ("Gone", diff.gone, _why_gone)):
@@ -1246,7 +1236,7 @@ def render_table(diff: ScanDiff) -> RenderableType:
         table.add_column("Changes")
         for system in diff.changed[:LIST_LIMIT]:
             table.add_row(
-                Text(_endpoint(system.ip, system.port)),
+                Text(endpoint(system.ip, system.port)),
                 Text(_product(system.product, system.version)),
                 Text("\n".join(_describe(change) for change in system.changes)),
             )
@@ -1262,9 +1252,7 @@ def render_table(diff: ScanDiff) -> RenderableType:
             )
         )
     if diff.scope_notes:
-        parts.append(
-            Text("Scope: " + "; ".join(_clean(note) for note in diff.scope_notes) + ".", style="dim")
-        )
+        parts.append(Text("Scope: " + "; ".join(clean(note) for note in diff.scope_notes) + ".", style="dim"))
     return Group(*parts)
 
 
@@ -1277,12 +1265,12 @@ def _entries_table(title: str, entries: tuple[SystemEntry, ...], why: Callable[[
     for e in entries[:LIST_LIMIT]:
         complete = e.counts_complete is not False
         table.add_row(
-            Text(_endpoint(e.ip, e.port)),
+            Text(endpoint(e.ip, e.port)),
             Text(_product(e.product, e.version)),
             Text(_yes_no(e.open_to_any_ae)),
-            Text(_number(e.studies, complete)),
-            Text(_number(e.instances, complete)),
-            Text(_number(e.patients, complete)),
+            Text(number(e.studies, complete)),
+            Text(number(e.instances, complete)),
+            Text(number(e.patients, complete)),
             Text(why(e)),
         )
     if len(entries) > LIST_LIMIT:

@@ -18,9 +18,19 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from pacsaudit.reports.census import Census
+from pacsaudit.reports.census_model import DELTA_NOTE, Census
 from pacsaudit.reports.countries import world_geojson_text
-from pacsaudit.reports.text import SEED_COLUMNS, clean, cost_sentence, country_label, number, percent, signed
+from pacsaudit.reports.text import (
+    SEED_COLUMNS,
+    clean,
+    cost_sentence,
+    country_label,
+    growth_delta,
+    growth_percent,
+    number,
+    percent,
+    signed,
+)
 
 __all__ = ["CHART_IDS", "render_html"]
 
@@ -63,6 +73,8 @@ def _environment() -> Environment:
     env.filters["percent"] = percent
     env.filters["clean"] = clean
     env.filters["country"] = country_label
+    env.filters["growth_delta"] = growth_delta
+    env.filters["growth_percent"] = growth_percent
     return env
 
 
@@ -119,6 +131,7 @@ def render_html(census: Census) -> str:
         census=census,
         seed_columns=SEED_COLUMNS,
         growth_labels=GROWTH_LABELS,
+        delta_note=DELTA_NOTE,
         cost_sentence=cost_sentence(census.cost),
         chart_data=_script_json(_chart_data(census)),
         world=Markup(_escape_json(world_geojson_text().strip())),

@@ -1,15 +1,22 @@
-"""The census as Markdown: the same sections as the HTML report, for a ticket, a wiki or an e-mail."""
+"""The census as Markdown: the same sections as the HTML report, for a ticket, a wiki or an e-mail.
+
+Text a server or an ASN database chose (products, versions, owners, modalities, years) goes
+through `md_inert`: no cell, link, image or autolink can start in it. Country labels and
+pacsaudit's own words go through `md`, which already keeps them to one cell.
+"""
 
 from __future__ import annotations
 
-from pacsaudit.reports.census import Census, CensusRow, Growth, GrowthRow
+from pacsaudit.reports.census_model import DELTA_NOTE, Census, CensusRow, Growth, GrowthRow
 from pacsaudit.reports.text import (
     SEED_COLUMNS,
     cost_sentence,
     country_label,
+    growth_delta,
+    growth_percent,
     md,
+    md_inert,
     number,
-    percent,
     product_label,
     signed,
 )
@@ -76,7 +83,9 @@ def render_markdown(census: Census) -> str:
             "| Owner | " + " | ".join(SEED_COLUMNS) + " | Hosts found |",
             "|---|" + "---:|" * (len(SEED_COLUMNS) + 1),
         ]
-        lines += [f"| {md(row.key)} | {_seed_cells(row)} | {row.hosts_found:,} |" for row in census.by_owner]
+        lines += [
+            f"| {md_inert(row.key)} | {_seed_cells(row)} | {row.hosts_found:,} |" for row in census.by_owner
+        ]
         lines.append("")
     else:
         lines += ["None.", ""]
@@ -89,7 +98,8 @@ def render_markdown(census: Census) -> str:
         ]
         for p in census.by_product:
             lines.append(
-                f"| {md(p.product or 'unknown')} | {md(p.version or '—')} | {p.protocol} | {p.systems:,} | "
+                f"| {md_inert(p.product or 'unknown')} | {md_inert(p.version or '—')} | {p.protocol} | "
+                f"{p.systems:,} | "
                 f"{p.unprotected:,} | {p.studies:,} |"
             )
         lines.append("")
@@ -105,8 +115,8 @@ def render_markdown(census: Census) -> str:
         for a in census.worst_archives:
             ports = ", ".join(str(p) for p in a.ports)
             lines.append(
-                f"| `{a.ip}` | {ports} | {md(country_label(a))} | {md(a.owner)} | "
-                f"{md(product_label(a.product, a.version))} | {number(a.studies, a.complete)} | "
+                f"| `{a.ip}` | {ports} | {md(country_label(a))} | {md_inert(a.owner)} | "
+                f"{md_inert(product_label(a.product, a.version))} | {number(a.studies, a.complete)} | "
                 f"{number(a.instances, a.complete)} | {number(a.patients, a.complete)} | {a.ssn_shaped:,} | "
                 f"{a.risk} |"
             )
@@ -117,7 +127,7 @@ def render_markdown(census: Census) -> str:
     lines += ["## Modalities", ""]
     if census.modalities:
         lines += ["| Modality | Studies |", "|---|---:|"]
-        lines += [f"| {md(m)} | {n:,} |" for m, n in census.modalities.items()]
+        lines += [f"| {md_inert(m)} | {n:,} |" for m, n in census.modalities.items()]
         lines.append("")
     else:
         lines += ["None counted.", ""]
@@ -126,7 +136,7 @@ def render_markdown(census: Census) -> str:
     years = census.study_years
     if years.per_year or years.undated:
         lines += ["| Year | Studies |", "|---|---:|"]
-        lines += [f"| {md(y)} | {n:,} |" for y, n in years.per_year.items()]
+        lines += [f"| {md_inert(y)} | {n:,} |" for y, n in years.per_year.items()]
         if years.undated:
             lines.append(f"| undated | {years.undated:,} |")
         lines.append("")
@@ -178,6 +188,8 @@ def _growth(growth: Growth) -> list[str]:
         lines.append(f"| {_GROWTH_LABELS.get(row.metric, row.metric)} | {_growth_cells(row)} |")
     lines += [
         "",
+        DELTA_NOTE,
+        "",
         f"DICOM endpoints (as `pacsaudit diff` sees them): {growth.new:,} new, {growth.gone:,} gone, "
         f"{growth.changed:,} changed, {growth.unchanged:,} unchanged; "
         f"{growth.not_rescanned:,} not rescanned.",
@@ -208,5 +220,5 @@ def _growth(growth: Growth) -> list[str]:
 def _growth_cells(row: GrowthRow) -> str:
     return (
         f"{number(row.earlier, row.earlier_complete)} | {number(row.later, row.later_complete)} | "
-        f"{signed(row.delta)} | {percent(row.delta_pct)}"
+        f"{growth_delta(row)} | {growth_percent(row)}"
     )

@@ -27,6 +27,7 @@ from pacsaudit.assessment.findings import (
     severity_rank,
 )
 from pacsaudit.model import Attribution, EndpointResult
+from pacsaudit.reports.text import MAX_TEXT, md_inert
 
 __all__ = ["INDEX_NAME", "ExposedEndpoint", "OwnerNotice", "notice_file_name", "write_owner_notices"]
 
@@ -34,12 +35,29 @@ INDEX_NAME = "index.md"
 _SLUG = re.compile(r"[^A-Za-z0-9]+")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExposedEndpoint:
-    """One endpoint of an owner, with its findings above `info`, most severe first."""
+    """One endpoint of an owner reduced to what its notice prints (not the whole result, so a
+    scan with many exposed endpoints is not held in memory): its findings above `info`, most
+    severe first."""
 
-    result: EndpointResult
-    findings: list[Finding]
+    ip: str
+    port: int
+    endpoint: str
+    product: str
+    observed: str
+    findings: tuple[Finding, ...]
+
+    @classmethod
+    def of(cls, result: EndpointResult, findings: list[Finding]) -> ExposedEndpoint:
+        return cls(
+            ip=result.ip,
+            port=result.port,
+            endpoint=_endpoint(result),
+            product=_product(result),
+            observed=result.timestamp,
+            findings=tuple(findings),
+        )
 
 
 @dataclass
@@ -61,13 +79,18 @@ def notice_file_name(owner: str) -> str:
     return f"{slug or 'unknown'}.md"
 
 
-def _cell(value: object) -> str:
-    """A value safe inside a Markdown table cell (peers choose product strings)."""
-    text = (
-        "unknown" if value is None else ("yes" if value is True else "no" if value is False else str(value))
-    )
-    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|").replace("`", "'")
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+_EVIDENCE_LIMIT = 600
+"""Evidence values are cut here: long enough for pacsaudit's own citations, short for a peer's text."""
+
+
+def _cell(value: object, limit: int | None = MAX_TEXT) -> str:
+    """A value inert anywhere in a Markdown line: peers choose product strings, the user's ASN
+    database the owner names (`reports.text.md_inert`)."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return md_inert(str(value), limit)
 
 
 def _endpoint(result: EndpointResult) -> str:
@@ -94,7 +117,7 @@ def _who(a: Attribution | None) -> list[str]:
 def _render_notice(notice: OwnerNotice, scan_label: str, generated: str) -> str:
     endpoints = sorted(
         notice.endpoints,
-        key=lambda e: (severity_rank(e.findings[0].severity), e.result.ip, e.result.port),
+        key=lambda e: (severity_rank(e.findings[0].severity), e.ip, e.port),
     )
     by_severity = {s: 0 for s in SEVERITY_ORDER}
     for exposed in endpoints:
@@ -118,25 +141,27 @@ def _render_notice(notice: OwnerNotice, scan_label: str, generated: str) -> str:
     ]
     for exposed in endpoints:
         lines.append(
-            f"| {_cell(_endpoint(exposed.result))} | {_cell(_product(exposed.result))} "
+            f"| {_cell(exposed.endpoint)} | {_cell(exposed.product)} "
             f"| {risk_level(exposed.findings)} | {', '.join(f.id for f in exposed.findings)} |"
         )
     for exposed in endpoints:
-        r = exposed.result
         lines += [
             "",
-            f"## {_cell(_endpoint(r))}",
+            f"## {_cell(exposed.endpoint)}",
             "",
-            f"Observed {_cell(r.timestamp)}; product: {_cell(_product(r))}.",
+            f"Observed {_cell(exposed.observed)}; product: {_cell(exposed.product)}.",
         ]
         for finding in exposed.findings:
             lines += [
                 "",
-                f"### {finding.severity.upper()}: {_cell(finding.title)} (`{finding.id}`)",
+                f"### {finding.severity.upper()}: {_cell(finding.title, None)} (`{finding.id}`)",
                 "",
-                *(f"- {_cell(key)}: {_cell(value)}" for key, value in finding.evidence.items()),
+                *(
+                    f"- {key}: {_cell(value, _EVIDENCE_LIMIT)}"  # keys are pacsaudit's snake_case names
+                    for key, value in finding.evidence.items()
+                ),
                 "",
-                f"**Remediation:** {_cell(finding.remediation)}",
+                f"**Remediation:** {_cell(finding.remediation, None)}",
             ]
     lines += [
         "",
@@ -190,7 +215,7 @@ def write_owner_notices(
             continue
         owner = owner_label(result.attribution)
         notice = notices.setdefault(owner, OwnerNotice(owner=owner, attribution=result.attribution))
-        notice.endpoints.append(ExposedEndpoint(result=result, findings=found))
+        notice.endpoints.append(ExposedEndpoint.of(result, found))
     out_dir.mkdir(parents=True, exist_ok=True)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     written: list[Path] = []

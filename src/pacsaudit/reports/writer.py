@@ -105,13 +105,15 @@ def write_report(
     from pacsaudit.reports.defectdojo import defectdojo_findings
     from pacsaudit.storage import StorageError
 
+    # One attributor for every output: with an ASN database, owners group by AS in the census, the
+    # systems CSV and DefectDojo alike, as in `pacsaudit notify`.
     record = store.scan(scan_id)
     if record is None:
         raise StorageError(f"no scan {scan_id}")
     if report_format is ReportFormat.defectdojo:
         stream = store.observations(scan_id)
         try:
-            document = defectdojo_findings(stream, scan_label=f"scan {scan_id}")
+            document = defectdojo_findings(stream, scan_label=f"scan {scan_id}", attributor=attributor)
         finally:
             _close(stream)
         out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
