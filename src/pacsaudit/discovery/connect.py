@@ -137,19 +137,23 @@ class _Opening(Generic[P]):
         try:
             if connector.rate.interval:
                 await connector.rate.wait()
-            loop = asyncio.get_running_loop()
-            try:
-                async with asyncio.timeout(connector.timeout):
-                    transport, protocol = await loop.create_connection(self._factory, self._ip, self._port)
-            except TimeoutError:
-                raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
-            except OSError as exc:
-                raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
+            transport, protocol = await self._connect(asyncio.get_running_loop(), connector.timeout)
         except BaseException:
             connector.hosts.release(self._ip)
             raise
         self._transport = transport
         return protocol
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, timeout: float
+    ) -> tuple[asyncio.BaseTransport, P]:
+        try:
+            async with asyncio.timeout(timeout):
+                return await loop.create_connection(self._factory, self._ip, self._port)
+        except TimeoutError:
+            raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
+        except OSError as exc:
+            raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._transport is not None:
@@ -160,8 +164,8 @@ class _Opening(Generic[P]):
 class _TlsOpening(_Opening[P]):
     """One connection wrapped in TLS: TCP connect, then the handshake, each bounded by the timeout.
 
-    The socket is connected first and handed to the loop after, so a stalled handshake
-    (`io-timeout`: something listens) is told apart from a connect that never completes.
+    TCP is connected first and upgraded after, so a stalled handshake (`io-timeout`: something
+    listens) is told apart from a connect that never completes.
     """
 
     __slots__ = ("_context", "_server_hostname")
@@ -178,19 +182,6 @@ class _TlsOpening(_Opening[P]):
         super().__init__(connector, ip, port, factory)
         self._context = context
         self._server_hostname = server_hostname
-
-    async def __aenter__(self) -> P:
-        connector = self._connector
-        await connector.hosts.acquire(self._ip)
-        try:
-            if connector.rate.interval:
-                await connector.rate.wait()
-            transport, protocol = await self._connect(asyncio.get_running_loop(), connector.timeout)
-        except BaseException:
-            connector.hosts.release(self._ip)
-            raise
-        self._transport = transport
-        return protocol
 
     async def __aexit__(self, *exc_info: object) -> None:
         # Abort, not close: a graceful close waits (up to 30 s) for the peer's close_notify, a

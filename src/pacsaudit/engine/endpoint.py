@@ -145,19 +145,8 @@ async def _scan_tls_first(
     from pacsaudit.probes.dicom_tls import merge_tls_result, probe_dicom_over_tls
 
     over_tls = await probe_dicom_over_tls(ip, port, ctx, hostname)
-    if over_tls.tls.detected or over_tls.tls.client_certificate_required or over_tls.status in _CLOSED:
-        return EndpointResult(
-            ip=ip,
-            port=port,
-            hostname=hostname,
-            status=over_tls.status,
-            error=over_tls.error,
-            elapsed_ms=0.0,
-            timestamp=timestamp,
-            dicom=over_tls.dicom,
-            tls=over_tls.tls,
-        )
-    rest = _remaining(ctx, started)
+    spoke_tls = over_tls.tls.detected or over_tls.tls.client_certificate_required
+    rest = None if spoke_tls or over_tls.status in _CLOSED else _remaining(ctx, started)
     if rest is None:
         return EndpointResult(
             ip=ip,
@@ -167,6 +156,7 @@ async def _scan_tls_first(
             error=over_tls.error,
             elapsed_ms=0.0,
             timestamp=timestamp,
+            dicom=over_tls.dicom,
             tls=over_tls.tls,
         )
     return merge_tls_result(await scan_plain_dicom(ip, port, rest, hostname, timestamp), over_tls)

@@ -30,7 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pacsaudit.model import EndpointResult, Services
-from pacsaudit.reports.text import clean, endpoint, md, number, percent, signed
+from pacsaudit.reports.text import clean, endpoint, md, md_inert, number, percent, signed
 from pacsaudit.targets import ExclusionList, parse_ports
 from pacsaudit.targets.specs import HOSTNAME, STDIN, TargetSpec, TargetSpecError, iter_file_specs, parse_spec
 
@@ -1159,7 +1159,7 @@ def render_markdown(diff: ScanDiff) -> str:
         lines += ["None.", ""]
     for system in diff.changed[:LIST_LIMIT]:
         what = "; ".join(md(_describe(change)) for change in system.changes)
-        product = md(_product(system.product, system.version))
+        product = md_inert(_product(system.product, system.version))
         lines.append(f"- `{endpoint(system.ip, system.port)}` ({product}): {what}")
     if diff.changed:
         lines += [*_more(len(diff.changed)), ""]
@@ -1196,7 +1196,7 @@ def _md_entries(entries: tuple[SystemEntry, ...], other: str, why: Callable[[Sys
     for e in entries[:LIST_LIMIT]:
         complete = e.counts_complete is not False
         lines.append(
-            f"| `{endpoint(e.ip, e.port)}` | {md(e.product or '—')} | {md(e.version or '—')} | "
+            f"| `{endpoint(e.ip, e.port)}` | {md_inert(e.product or '—')} | {md_inert(e.version or '—')} | "
             f"{_yes_no(e.open_to_any_ae)} | {number(e.studies, complete)} | "
             f"{number(e.instances, complete)} | {number(e.patients, complete)} | {md(why(e))} |"
         )
