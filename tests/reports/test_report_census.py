@@ -23,7 +23,8 @@ from pacsaudit.model import (
     StudyCounts,
     StudyYears,
 )
-from pacsaudit.reports.census import WORST_LIMIT, build_census, census_from_store, group_label
+from pacsaudit.reports.census import build_census, census_from_store, group_label
+from pacsaudit.reports.census_model import WORST_LIMIT
 from pacsaudit.reports.csv_report import CsvTable, write_census_csv, write_systems_csv
 from pacsaudit.reports.markdown import render_markdown
 from pacsaudit.reports.text import cost_sentence

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pacsaudit.model import Attribution, EndpointResult
-from pacsaudit.reports.census import Growth, build_census, census_from_store
+from pacsaudit.reports.census import build_census, census_from_store
+from pacsaudit.reports.census_model import Growth
 from pacsaudit.reports.diff import Scope, diff_scans
 from pacsaudit.reports.growth import delta_kind, growth_between, growth_row
 from pacsaudit.reports.html import render_html

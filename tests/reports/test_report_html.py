@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from pacsaudit.assessment import Attributor
-from pacsaudit.reports.census import PRIVACY_NOTE, build_census
+from pacsaudit.reports.census import build_census
+from pacsaudit.reports.census_model import PRIVACY_NOTE
 from pacsaudit.reports.html import CHART_IDS, render_html
 from pacsaudit.reports.writer import ReportFormat, write_report
 from pacsaudit.storage import ScanStore

@@ -39,16 +39,12 @@ from pacsaudit.reports.census_model import (
     BOUND_NOTE,
     HOST_NOTE,
     METRICS,
-    PRIVACY_NOTE,
     WORST_LIMIT,
     ArchiveRow,
     Census,
     CensusRow,
     CostSummary,
-    CountryGrowth,
     FindingRow,
-    Growth,
-    GrowthRow,
     ProductRow,
     ScanSummary,
     StudyYearsTotal,
@@ -61,24 +57,9 @@ if TYPE_CHECKING:
     from pacsaudit.storage import ScanRecord, ScanStore
 
 __all__ = [
-    "METRICS",
-    "PRIVACY_NOTE",
-    "WORST_LIMIT",
-    "ArchiveRow",
-    "Census",
-    "CensusRow",
-    "CostSummary",
-    "CountryGrowth",
-    "FindingRow",
-    "Growth",
-    "GrowthRow",
-    "ProductRow",
-    "ScanSummary",
-    "StudyYearsTotal",
     "build_census",
     "census_from_store",
     "group_label",
-    "growth_between",
     "host_attribution",
     "host_groups",
     "scan_summary",
@@ -406,30 +387,24 @@ UNKNOWN_COST = "unknown (no census)"
 
 def _cost(totals: CensusRow, model: CostModel) -> CostSummary:
     """The estimate over the counted patients; without any patient count, unknown (never ~0)."""
-    if totals.patients is None:
-        return CostSummary(
-            amount=None,
-            rounded=UNKNOWN_COST,
-            formula="no census counted patients (`pacsaudit scan --census`), so there is nothing to multiply",
-            currency=model.currency,
-            per_record=model.per_record,
-            per_ssn_record=model.per_ssn_record,
-            patients=None,
-            ssn_shaped=totals.ssn_shaped,
-            lower_bound=False,
-            source=model.source,
-        )
-    estimate = estimate_cost(totals.patients, totals.ssn_shaped, model)
+    amount: float | None = None
+    rounded, patients, ssn_shaped, lower_bound = UNKNOWN_COST, totals.patients, totals.ssn_shaped, False
+    formula = "no census counted patients (`pacsaudit scan --census`), so there is nothing to multiply"
+    if totals.patients is not None:
+        estimate = estimate_cost(totals.patients, totals.ssn_shaped, model)
+        amount, rounded, formula = estimate.amount, estimate.rounded, estimate.formula
+        patients, ssn_shaped = estimate.patients, estimate.ssn_shaped
+        lower_bound = not totals.patients_complete
     return CostSummary(
-        amount=estimate.amount,
-        rounded=estimate.rounded,
-        formula=estimate.formula,
+        amount=amount,
+        rounded=rounded,
+        formula=formula,
         currency=model.currency,
         per_record=model.per_record,
         per_ssn_record=model.per_ssn_record,
-        patients=estimate.patients,
-        ssn_shaped=estimate.ssn_shaped,
-        lower_bound=not totals.patients_complete,
+        patients=patients,
+        ssn_shaped=ssn_shaped,
+        lower_bound=lower_bound,
         source=model.source,
     )
 

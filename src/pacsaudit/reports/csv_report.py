@@ -16,7 +16,8 @@ from typing import TextIO
 
 from pacsaudit.assessment import Attributor, exposed_shapes, findings_for, owner_label, risk_level
 from pacsaudit.model import EndpointResult
-from pacsaudit.reports.census import Census, CensusRow, group_label, host_attribution, host_groups
+from pacsaudit.reports.census import group_label, host_attribution, host_groups
+from pacsaudit.reports.census_model import Census, CensusRow
 from pacsaudit.reports.text import cost_sentence, csv_cell
 
 __all__ = ["SYSTEM_COLUMNS", "CsvTable", "write_census_csv", "write_systems_csv"]

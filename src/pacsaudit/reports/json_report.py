@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pacsaudit.reports.census import Census
+from pacsaudit.reports.census_model import Census
 
 __all__ = ["render_census_json"]
 

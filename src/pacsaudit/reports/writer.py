@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pacsaudit.assessment import DEFAULT_COST_MODEL, Attributor, CostModel
-from pacsaudit.reports.census import Census, census_from_store
+from pacsaudit.reports.census import census_from_store
+from pacsaudit.reports.census_model import Census
 from pacsaudit.reports.csv_report import CsvTable, write_census_csv, write_systems_csv
 from pacsaudit.reports.html import render_html
 from pacsaudit.reports.json_report import render_census_json
