@@ -61,9 +61,10 @@ class FirstContact(PduTransport):
     set. Await `finished`: it raises what `request_association` would raise (the association
     failed: timeout, not DICOM, a broken PDU...); otherwise `reply` holds the answer and, when
     the association was accepted, `association`, `echo` (the C-ECHO-RSP status, None when
-    Verification was not accepted or the echo failed), `echo_error` (why the echo failed) and
-    `released`. Without `echo_and_release` it stops after the A-ASSOCIATE-AC, leaving the
-    accepted association for the caller.
+    Verification was not accepted or the echo failed) and `echo_error` (why the echo failed);
+    any answer to the A-RELEASE-RQ ends the script, as `Association.release` takes it. Without
+    `echo_and_release` it stops after the A-ASSOCIATE-AC, leaving the accepted association for
+    the caller.
     """
 
     def __init__(
@@ -76,7 +77,6 @@ class FirstContact(PduTransport):
         self.association: Association | None = None
         self.echo: int | None = None
         self.echo_error: BaseException | None = None
-        self.released = False
         self._script = echo_and_release
         self._step = _ASSOCIATING
         self._message: MessageAssembler | None = None
@@ -109,7 +109,6 @@ class FirstContact(PduTransport):
         elif self._step == _ECHOING:
             self._echoed(pdu)
         else:
-            self.released = pdu.type == PduType.RELEASE_RP
             self._finish()
 
     def _answered(self, pdu: Pdu) -> None:
