@@ -9,7 +9,7 @@ always present in the output, `null` when unknown.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,7 @@ __all__ = [
     "StudyCounts",
     "StudyYears",
     "TlsBlock",
+    "assign",
 ]
 
 
@@ -67,6 +68,15 @@ AssociationOutcome = Literal["accepted", "rejected", "aborted"]
 
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def assign(model: BaseModel, values: dict[str, Any]) -> None:
+    """Set several fields at once, exactly as `setattr` on each would (assignment is not
+    validated here), without pydantic's per-attribute hook: the sweep's hot path sets a dozen
+    fields per endpoint. Names must be fields (checked while assertions are on)."""
+    assert values.keys() <= type(model).__pydantic_fields__.keys(), set(values)
+    model.__dict__.update(values)
+    model.__pydantic_fields_set__.update(values)
 
 
 class RejectInfo(_Block):

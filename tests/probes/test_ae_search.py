@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from pacsaudit.config import ScanSettings
@@ -11,6 +12,7 @@ from pacsaudit.engine import scan_endpoint
 from pacsaudit.lab.simulator import PacsPolicy, SimulatedPacs, start_simulated_pacs
 from pacsaudit.model import DicomBlock
 from pacsaudit.probes import DicomProbeContext
+from pacsaudit.probes.dicom_association import random_ae_titles
 
 
 def _probe(policy: PacsPolicy, **settings: Any) -> tuple[DicomBlock, list[tuple[str, str]]]:
@@ -102,3 +104,11 @@ def test_deadline_ends_a_long_search_keeping_the_evidence() -> None:
     assert d.detected and d.association == "rejected" and d.open_to_any_ae is False
     assert d.status == "io-timeout" and d.error == "endpoint deadline reached"
     assert 2 <= d.ae_attempts <= 7
+
+
+def test_stranger_titles_are_random_capitals_nobody_configures_and_never_repeat() -> None:
+    pairs = [random_ae_titles() for _ in range(2000)]  # several refills of the pool
+    titles = [title for pair in pairs for title in pair]
+    assert all(re.fullmatch(r"PA[A-Z]{10}", title) for title in titles)
+    assert len(set(titles)) == len(titles)
+    assert all(called != calling for called, calling in pairs)

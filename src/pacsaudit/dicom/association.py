@@ -27,6 +27,7 @@ from pacsaudit.dicom.pdu import (
     AssociateReject,
     AssociateRequest,
     DicomProtocolError,
+    PresentationContext,
     PresentationDataValue,
     decode_abort,
     decode_associate_accept,
@@ -55,6 +56,10 @@ __all__ = [
 _MAX_MESSAGE = 4 * 1024 * 1024
 MAX_READS_AFTER_CANCEL = 1000
 """Pending responses still read (and dropped) after our C-CANCEL-RQ before giving up on the peer."""
+
+
+_ACCEPTED_KEPT = 256
+_ACCEPTED_SEEN: dict[int, tuple[AssociateAccept, tuple[PresentationContext, ...], dict[str, int]]] = {}
 
 
 class MessageAssembler:
@@ -187,15 +192,29 @@ class Association:
         return list(self._accepted())
 
     def _accepted(self) -> dict[str, int]:
-        """Abstract syntax -> the first accepted context proposing it, in proposal order; made once."""
+        """Abstract syntax -> the first accepted context proposing it, in proposal order; made once.
+
+        Shared (read-only) between associations with the same decoded answer to the same
+        proposal: decoded A-ASSOCIATE-ACs are memoised, so a sweep of one product's servers
+        works this out once.
+        """
         accepted = self._accepted_contexts
         if accepted is None:
-            accepted = {}
-            results = self.accept.contexts
-            for pc in self.request.contexts:
-                result = results.get(pc.context_id)
-                if result is not None and result[0] == 0:
-                    accepted.setdefault(pc.abstract_syntax, pc.context_id)
+            accept, contexts = self.accept, self.request.contexts
+            known = _ACCEPTED_SEEN.get(id(accept))
+            if known is not None and known[0] is accept and known[1] is contexts:
+                accepted = known[2]
+            else:
+                accepted = {}
+                results = accept.contexts
+                for pc in contexts:
+                    result = results.get(pc.context_id)
+                    if result is not None and result[0] == 0:
+                        accepted.setdefault(pc.abstract_syntax, pc.context_id)
+                if len(_ACCEPTED_SEEN) >= _ACCEPTED_KEPT:
+                    _ACCEPTED_SEEN.clear()
+                # The answer and the proposal are held too, so their ids cannot be reused meanwhile.
+                _ACCEPTED_SEEN[id(accept)] = (accept, contexts, accepted)
             self._accepted_contexts = accepted
         return accepted
 

@@ -38,6 +38,7 @@ from pacsaudit.dicom.pdu import (
 )
 from pacsaudit.dicom.reader import Pdu, PduLimits
 from pacsaudit.dicom.transport import PduTransport
+from pacsaudit.timers import wheel_of
 
 __all__ = ["FirstContact"]
 
@@ -49,6 +50,13 @@ _DONE: Final = 3
 _ECHO_MESSAGE_ID: Final = 1
 _RELEASE_RQ: Final = encode_release_request()
 _ABORT: Final = encode_abort()
+_ECHO_ANSWERS: dict[bytes, int | None] = {}
+"""Whole one-PDU answers to our C-ECHO-RQ already decoded, by their P-DATA-TF body: the status.
+
+Only answers that decoded cleanly are kept, so a known body means exactly what decoding it
+again would; bounded, so a fleet answering in a thousand ways cannot grow it.
+"""
+_ECHO_ANSWERS_KEPT: Final = 256
 _ECHO_PDU: Final = encode_p_data(
     [PresentationDataValue(1, True, True, encode_c_echo_rq(_ECHO_MESSAGE_ID, VERIFICATION))]
 )
@@ -58,21 +66,28 @@ class FirstContact(PduTransport):
     """A `PduTransport` that plays the first association by itself, then behaves as a plain one.
 
     `request` must propose Verification as presentation context 1 when `echo_and_release` is
-    set. Await `finished`: it raises what `request_association` would raise (the association
-    failed: timeout, not DICOM, a broken PDU...); otherwise `reply` holds the answer and, when
-    the association was accepted, `association`, `echo` (the C-ECHO-RSP status, None when
-    Verification was not accepted or the echo failed) and `echo_error` (why the echo failed);
-    any answer to the A-RELEASE-RQ ends the script, as `Association.release` takes it. Without
-    `echo_and_release` it stops after the A-ASSOCIATE-AC, leaving the accepted association for
-    the caller.
+    set; `loop` is the running loop. Await `finished`: it raises what `request_association`
+    would raise (the association failed: timeout, not DICOM, a broken PDU...); otherwise
+    `reply` holds the answer and, when the association was accepted, `association`, `echo`
+    (the C-ECHO-RSP status, None when Verification was not accepted or the echo failed) and
+    `echo_error` (why the echo failed); any answer to the A-RELEASE-RQ ends the script, as
+    `Association.release` takes it. Without `echo_and_release` it stops after the
+    A-ASSOCIATE-AC, leaving the accepted association for the caller.
     """
 
     def __init__(
-        self, limits: PduLimits, read_timeout: float, request: AssociateRequest, *, echo_and_release: bool
+        self,
+        limits: PduLimits,
+        read_timeout: float,
+        request: AssociateRequest,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        echo_and_release: bool,
     ) -> None:
         super().__init__(limits, read_timeout)
         self.request = request
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = loop  # given, not looked up: each lookup is a getpid() system call
+        self.finished: asyncio.Future[None] = loop.create_future()
         self.reply: AssociationReply | None = None
         self.association: Association | None = None
         self.echo: int | None = None
@@ -80,7 +95,9 @@ class FirstContact(PduTransport):
         self._script = echo_and_release
         self._step = _ASSOCIATING
         self._message: MessageAssembler | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._wheel = wheel_of(loop)
+        self._timer: int | None = None
+        """The wheel slot of the step's read timeout, while one is set."""
         self._step_deadline = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,7 +136,6 @@ class FirstContact(PduTransport):
             if not self._script:
                 self._finish()
             elif self.association.accepted_context(VERIFICATION) == 1:
-                self._message = MessageAssembler()
                 self.write(_ECHO_PDU)
                 self._step = _ECHOING
                 self._arm()
@@ -139,10 +155,20 @@ class FirstContact(PduTransport):
             assert self.association is not None
             self.association.aborted_by_peer = True
             raise AssociationAbortedError(decode_abort(pdu.body), "peer aborted the association")
-        assert self._message is not None
+        single = self._message is None and pdu.type == PduType.P_DATA_TF
+        if single:  # the answer's first PDU: most servers answer in one, byte for byte alike
+            status = _ECHO_ANSWERS.get(pdu.body, -1)  # -1: no status is negative
+            if status != -1:
+                self.echo = status
+                self._release()
+                return
+        if self._message is None:
+            self._message = MessageAssembler()
         whole = self._message.feed(pdu)
         if whole is not None:
             self.echo = echo_status(whole[0], _ECHO_MESSAGE_ID)
+            if single and len(_ECHO_ANSWERS) < _ECHO_ANSWERS_KEPT:
+                _ECHO_ANSWERS[pdu.body] = self.echo
             self._release()
 
     def _release(self) -> None:
@@ -174,30 +200,29 @@ class FirstContact(PduTransport):
         if not self.finished.done():
             self.finished.set_result(None)
 
-    # one read timeout per step, as `read_pdu` gives each read; one timer for all of them
+    # one read timeout per step, as `read_pdu` gives each read; one coarse timer for all of them
 
     def _arm(self) -> None:
         """Start the current step's read timeout.
 
-        The happy path must not pay for a timer per step: one timer runs, and when it fires
-        early (a later step started since) it is set again for what is left of that step.
+        The happy path must not pay for a timer per step: one entry on the loop's timer wheel
+        stands, and when it fires early (a later step started since) it is set again for what
+        is left of that step.
         """
-        loop = asyncio.get_running_loop()
-        self._step_deadline = loop.time() + self.read_timeout
+        self._step_deadline = self._loop.time() + self.read_timeout
         if self._timer is None:
-            self._timer = loop.call_at(self._step_deadline, self._expired)
+            self._timer = self._wheel.schedule(self, self._step_deadline, self._expired)
 
     def _disarm(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            self._wheel.cancel(self, self._timer)
             self._timer = None
 
     def _expired(self) -> None:
         self._timer = None
         if self._step == _DONE:
             return
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._step_deadline:
-            self._timer = loop.call_at(self._step_deadline, self._expired)
+        if self._loop.time() < self._step_deadline:
+            self._timer = self._wheel.schedule(self, self._step_deadline, self._expired)
             return
         self._failed(TimeoutError("no complete PDU within the timeout"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 from pacsaudit.dicom.constants import APPLICATION_CONTEXT, PduType
 
@@ -42,9 +43,12 @@ class DicomProtocolError(Exception):
     """The peer spoke something DICOM-shaped that breaks PS3.8."""
 
 
-@dataclass(frozen=True, slots=True)
-class PresentationContext:
-    """One proposed presentation context: an odd ID, an abstract syntax, transfer syntaxes."""
+class PresentationContext(NamedTuple):
+    """One proposed presentation context: an odd ID, an abstract syntax, transfer syntaxes.
+
+    A named tuple: every request of a scan looks its encoded items up by its contexts, and a
+    tuple hashes in C where a dataclass runs a Python `__hash__` per context.
+    """
 
     context_id: int
     abstract_syntax: str

@@ -12,7 +12,6 @@ that floods unasked, waits in the kernel, not here).
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 
 from pacsaudit.dicom.pdu import DicomProtocolError
 from pacsaudit.dicom.reader import (
@@ -46,7 +45,7 @@ class PduTransport(asyncio.Protocol):
     # asyncio.Protocol callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, only alike
+        self._transport = transport  # type: ignore[assignment]  # uvloop's: alike, not a subclass
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data

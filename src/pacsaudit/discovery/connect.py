@@ -10,6 +10,7 @@ from typing import Generic, TypeVar, cast
 
 from pacsaudit.discovery.limits import HostLimiter, RateLimiter
 from pacsaudit.model import Status
+from pacsaudit.timers import Expiry
 
 __all__ = [
     "ConnectFailedError",
@@ -147,13 +148,17 @@ class _Opening(Generic[P]):
     async def _connect(
         self, loop: asyncio.AbstractEventLoop, timeout: float
     ) -> tuple[asyncio.BaseTransport, P]:
+        expiry = Expiry(loop, loop.time() + timeout)
         try:
-            async with asyncio.timeout(timeout):
-                return await loop.create_connection(self._factory, self._ip, self._port)
-        except TimeoutError:
-            raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
-        except OSError as exc:
-            raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
+            connected = await loop.create_connection(self._factory, self._ip, self._port)
+        except BaseException as exc:
+            if expiry.caused(exc):
+                raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
+            if isinstance(exc, OSError):
+                raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
+            raise
+        expiry.disarm()
+        return connected
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._transport is not None:

@@ -17,10 +17,11 @@ from pacsaudit.model import DicomBlock, EndpointResult, HttpBlock, Status
 from pacsaudit.probes.dicom_association import (
     DicomProbeContext,
     probe_dicom,
-    random_ae_title,
+    random_ae_titles,
     settle_dicom,
     status_of_exception,
 )
+from pacsaudit.timers import Expiry
 
 __all__ = ["is_open", "scan_endpoint", "scan_plain_dicom", "utc_now"]
 
@@ -89,22 +90,25 @@ async def scan_plain_dicom(
     error: str | None = None
     connected = False
     settings = ctx.settings
-    deadline = asyncio.timeout(settings.deadline + (settings.census_time if settings.census else 0.0))
-    stranger = (random_ae_title(), random_ae_title())
+    loop = asyncio.get_running_loop()
+    deadline = Expiry(
+        loop, loop.time() + settings.deadline + (settings.census_time if settings.census else 0.0)
+    )
+    stranger = random_ae_titles()
     try:
-        async with deadline, ctx.connector.open(ip, port, ctx.first_contact(stranger)) as conn:
+        async with ctx.connector.open(ip, port, ctx.first_contact(stranger, loop)) as conn:
             connected = True
             await probe_dicom(conn, ip, port, ctx, block, stranger)
     except ConnectFailedError as exc:
         status, error = exc.status, str(exc)
-    except TimeoutError as exc:
-        if deadline.expired():
-            status = Status.IO_TIMEOUT if connected else Status.CONNECTION_TIMEOUT
-            error = "endpoint deadline reached"
-        else:
-            status, error = status_of_exception(exc)
+    except asyncio.CancelledError as exc:
+        if not deadline.caused(exc):
+            raise
+        status = Status.IO_TIMEOUT if connected else Status.CONNECTION_TIMEOUT
+        error = "endpoint deadline reached"
     except Exception as exc:  # errors are data: nothing a peer does may end the scan
         status, error = status_of_exception(exc)
+    deadline.disarm()
     if connected:
         status, error = settle_dicom(block, status, error)
     return EndpointResult(

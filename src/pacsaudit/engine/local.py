@@ -90,6 +90,7 @@ async def run_scan(
     attributor = Attributor(settings.asn_database)  # one per process: it may hold the MMDB open
     totals = ScanTotals()
     slots = asyncio.Semaphore(settings.concurrency)
+    loop = asyncio.get_running_loop()
     running: set[asyncio.Task[None]] = set()
 
     async def job(ep: Endpoint) -> None:
@@ -149,7 +150,7 @@ async def run_scan(
             await slots.acquire()
             if recorder is not None:
                 recorder.started(ep.position)
-            task = asyncio.create_task(job(ep))
+            task = loop.create_task(job(ep))
             running.add(task)
             task.add_done_callback(settle)
         while running:

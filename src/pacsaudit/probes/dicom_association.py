@@ -20,6 +20,7 @@ import os
 import string
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pacsaudit.config import ScanSettings
 from pacsaudit.dicom import (
@@ -46,12 +47,19 @@ from pacsaudit.dicom.first_contact import FirstContact
 from pacsaudit.dicom.transport import PduTransport
 from pacsaudit.discovery import ConnectFailedError, Connector, status_of_os_error
 from pacsaudit.fingerprint import called_ae_dictionary, calling_ae_dictionary, identify
-from pacsaudit.model import DicomBlock, RejectInfo, Status
+from pacsaudit.model import DicomBlock, RejectInfo, Status, assign
 from pacsaudit.probes import registry
 from pacsaudit.probes.services import ServicesProbe
 from pacsaudit.probes.session import EchoProbe, SessionProbe
 
-__all__ = ["DicomProbeContext", "probe_dicom", "random_ae_title", "settle_dicom", "status_of_exception"]
+__all__ = [
+    "DicomProbeContext",
+    "probe_dicom",
+    "random_ae_title",
+    "random_ae_titles",
+    "settle_dicom",
+    "status_of_exception",
+]
 
 # Reject reasons from the service user that can be about AE titles (PS3.8 Table 9-21).
 _TITLE_REASONS = frozenset({1, 3, 7})
@@ -61,9 +69,25 @@ _CAPITALS = string.ascii_uppercase.encode() * 10  # byte -> capital, near-unifor
 _TO_CAPITALS = bytes(_CAPITALS[b] for b in range(256))
 
 
+_POOL_TITLES = 256
+_pool: list[str] = []
+
+
 def random_ae_title() -> str:
-    """`PA` (pacsaudit) + 10 random capitals: a title no administrator configures."""
-    return "PA" + os.urandom(10).translate(_TO_CAPITALS).decode()
+    """`PA` (pacsaudit) + 10 random capitals: a title no administrator configures.
+
+    Drawn from a pool filled by one `os.urandom` call per 256 titles: a sweep needs two titles
+    per endpoint, and a system call each was a measurable share of an endpoint's cost.
+    """
+    if not _pool:
+        letters = os.urandom(10 * _POOL_TITLES).translate(_TO_CAPITALS).decode()
+        _pool.extend("PA" + letters[i : i + 10] for i in range(0, len(letters), 10))
+    return _pool.pop()
+
+
+def random_ae_titles() -> tuple[str, str]:
+    """The stranger: a random called title and a random calling title."""
+    return random_ae_title(), random_ae_title()
 
 
 @dataclass(frozen=True)
@@ -95,11 +119,14 @@ class DicomProbeContext:
             implementation_version_name=IMPLEMENTATION_VERSION_NAME,
         )
 
-    def first_contact(self, stranger: tuple[str, str]) -> Callable[[], FirstContact]:
-        """The protocol factory for an endpoint's first connection: it opens with the stranger test."""
+    def first_contact(
+        self, stranger: tuple[str, str], loop: asyncio.AbstractEventLoop
+    ) -> Callable[[], FirstContact]:
+        """The protocol factory for an endpoint's first connection (on `loop`): it opens with the
+        stranger test."""
         request = self.request(*stranger)
         limits, timeout, scripted = self.limits, self.settings.timeout, self.scripted_session
-        return lambda: FirstContact(limits, timeout, request, echo_and_release=scripted)
+        return lambda: FirstContact(limits, timeout, request, loop, echo_and_release=scripted)
 
     @classmethod
     def create(
@@ -230,26 +257,29 @@ class _Search:
             self._accepted(association, called, calling)
 
     def _accepted(self, association: Association, called: str, calling: str) -> None:
-        block, accept = self.block, association.accept
-        block.association = "accepted"
-        block.accepted_called_ae = called
-        block.accepted_calling_ae = calling
-        block.implementation_class_uid = accept.implementation_class_uid
-        block.implementation_version_name = accept.implementation_version_name
-        block.max_pdu_length = accept.max_pdu_length
-        block.accepted_contexts = association.accepted_abstract_syntaxes()
-        found = identify(accept.implementation_class_uid, accept.implementation_version_name)
-        if found is not None:
-            block.product, block.vendor, block.version = found.product, found.vendor, found.version
+        accept = association.accept
         called0, calling0 = self.stranger
+        found = identify(accept.implementation_class_uid, accept.implementation_version_name)
+        fields: dict[str, Any] = {
+            "association": "accepted",
+            "accepted_called_ae": called,
+            "accepted_calling_ae": calling,
+            "implementation_class_uid": accept.implementation_class_uid,
+            "implementation_version_name": accept.implementation_version_name,
+            "max_pdu_length": accept.max_pdu_length,
+            "accepted_contexts": association.accepted_abstract_syntaxes(),
+            "called_ae_check": (
+                True if (called0, calling) in self.refused else (False if called == called0 else None)
+            ),
+            "calling_ae_check": (
+                True if (called, calling0) in self.refused else (False if calling == calling0 else None)
+            ),
+        }
+        if found is not None:
+            fields.update(product=found.product, vendor=found.vendor, version=found.version)
         if (called, calling) == self.stranger:
-            block.open_to_any_ae = True
-        block.called_ae_check = (
-            True if (called0, calling) in self.refused else (False if called == called0 else None)
-        )
-        block.calling_ae_check = (
-            True if (called, calling0) in self.refused else (False if calling == calling0 else None)
-        )
+            fields["open_to_any_ae"] = True
+        assign(self.block, fields)
 
     async def _session(self, association: Association) -> None:
         settings = self.ctx.settings
@@ -319,7 +349,7 @@ async def probe_dicom(
     search quietly, keeping what was proven.
     """
     if stranger is None:
-        stranger = (random_ae_title(), random_ae_title())
+        stranger = random_ae_titles()
     search = _Search(ctx, ip, port, block, stranger)
     if isinstance(conn, FirstContact):
         reply = await search.first(conn)

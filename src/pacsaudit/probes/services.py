@@ -10,6 +10,7 @@ or "refused" (some servers, Orthanc among them, accept every context and refuse 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from pacsaudit.config import ScanSettings
 from pacsaudit.dicom import Association
@@ -25,7 +26,7 @@ from pacsaudit.dicom.constants import (
     STUDY_ROOT_GET,
     STUDY_ROOT_MOVE,
 )
-from pacsaudit.model import DicomBlock, ServiceEvidence, Services
+from pacsaudit.model import DicomBlock, Evidence, ServiceEvidence, Services, assign
 
 __all__ = ["SERVICE_CLASSES", "ServicesProbe"]
 
@@ -51,9 +52,13 @@ class ServicesProbe:
     @staticmethod
     def record(association: Association, block: DicomBlock) -> None:
         """The matrix from the accepted contexts alone: no message is sent, so it cannot fail."""
-        accepted = set(association.accepted_abstract_syntaxes())
-        granted = {service: any(uid in accepted for uid in uids) for service, uids in SERVICE_CLASSES.items()}
-        block.services = Services(**granted)
-        block.services_evidence = ServiceEvidence(
-            **{service: "negotiated" if ok else "not-accepted" for service, ok in granted.items()}
-        )
+        granted, evidence = _matrix(frozenset(association.accepted_abstract_syntaxes()))
+        # New models each time: a census later upgrades the evidence of its own endpoint in place.
+        assign(block, {"services": Services(**granted), "services_evidence": ServiceEvidence(**evidence)})
+
+
+@lru_cache(maxsize=256)
+def _matrix(accepted: frozenset[str]) -> tuple[dict[str, bool], dict[str, Evidence]]:
+    """Services granted and their evidence for one set of accepted SOP classes (a sweep meets few)."""
+    granted = {service: any(uid in accepted for uid in uids) for service, uids in SERVICE_CLASSES.items()}
+    return granted, {service: "negotiated" if ok else "not-accepted" for service, ok in granted.items()}

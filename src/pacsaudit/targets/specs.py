@@ -88,7 +88,8 @@ def iter_file_specs(path: Path) -> Iterator[TargetSpec]:
     """Specs from a file (or stdin for `-`), streamed; errors name the file and line."""
     with _open(path) as lines:
         for number, line in enumerate(lines, start=1):
-            for word in _SEPARATORS.split(line.partition("#")[0]):
+            text = line.partition("#")[0]
+            for word in _SEPARATORS.split(text) if "," in text else text.split():
                 if word:
                     yield _parse_line_word(word, path, number)
 

