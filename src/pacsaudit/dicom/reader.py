@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pacsaudit.dicom.constants import PduType
 from pacsaudit.dicom.pdu import DicomProtocolError
@@ -19,6 +20,10 @@ __all__ = ["NotDicomError", "Pdu", "PduLimits", "PeerClosedError", "check_header
 
 _HEADER = struct.Struct(">BBL")
 _PDU_TYPES = frozenset(int(t) for t in PduType)
+_FIXED_BODY = frozenset(
+    int(t) for t in (PduType.ASSOCIATE_RJ, PduType.RELEASE_RQ, PduType.RELEASE_RP, PduType.ABORT)
+)
+"""PDU types whose body is always 4 bytes."""
 
 
 class NotDicomError(Exception):
@@ -36,18 +41,10 @@ class PduLimits:
     associate_ac: int = 128 * 1024
     p_data: int = 1024 * 1024
 
-    def max_body(self, pdu_type: int) -> int | None:
-        if pdu_type == PduType.ASSOCIATE_AC:
-            return self.associate_ac
-        if pdu_type == PduType.P_DATA_TF:
-            return self.p_data
-        if pdu_type in (PduType.ASSOCIATE_RJ, PduType.RELEASE_RQ, PduType.RELEASE_RP, PduType.ABORT):
-            return 4
-        return None
 
+class Pdu(NamedTuple):
+    """One whole PDU (a named tuple: three are made per endpoint on a sweep)."""
 
-@dataclass(frozen=True, slots=True)
-class Pdu:
     type: int
     body: bytes
 
@@ -74,7 +71,13 @@ def check_header(head: bytes, limits: PduLimits) -> tuple[int, int]:
         if foreign:
             raise NotDicomError(foreign)
     pdu_type, _, length = _HEADER.unpack(head)
-    limit = limits.max_body(pdu_type)
+    # The largest body sane for the type (inline: a sweep judges three headers per endpoint)
+    if pdu_type == PduType.P_DATA_TF:
+        limit: int | None = limits.p_data
+    elif pdu_type == PduType.ASSOCIATE_AC:
+        limit = limits.associate_ac
+    else:
+        limit = 4 if pdu_type in _FIXED_BODY else None
     if limit is None:
         raise DicomProtocolError(f"unexpected PDU type 0x{pdu_type:02x} from a server")
     if length > limit:
