@@ -154,3 +154,14 @@ def test_expiry_needs_a_task() -> None:
             Expiry(loop, loop.time() + 1)
     finally:
         loop.close()
+
+
+def test_an_infinite_limit_is_never_scheduled() -> None:
+    async def go() -> tuple[int, int, bool]:
+        loop = asyncio.get_running_loop()
+        slot = wheel_of(loop).schedule(object(), float("inf"), lambda: None)
+        expiry = Expiry(loop, float("inf"))
+        await asyncio.sleep(2 * RESOLUTION)
+        return slot, len(wheel_of(loop)), expiry.disarm()
+
+    assert asyncio.run(go()) == (-1, 0, False)

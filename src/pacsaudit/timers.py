@@ -5,7 +5,7 @@ millisecond. An event-loop timer each (a handle, a heap insertion, a removal, un
 an allocated libuv timer closed through a callback) was a measurable share of an endpoint's
 cost. Here a limit is an entry in a slot of `RESOLUTION` seconds: setting it is a dict
 insertion, cancelling it a dict removal, and one loop timer per event loop ticks while any
-entry is pending. A limit fires between its time and one resolution later; that lateness is
+entry is pending. A limit fires between its time and about two resolutions later; that lateness is
 the price, and for limits of seconds it does not matter.
 
 `Expiry` is `asyncio.timeout` on that wheel: the task is cancelled at the limit, and its owner
@@ -20,7 +20,8 @@ from collections.abc import Callable
 __all__ = ["RESOLUTION", "Expiry", "TimerWheel", "wheel_of"]
 
 RESOLUTION = 0.05
-"""Seconds per slot: how late a limit may fire."""
+"""Seconds per slot: a limit fires up to about two of these late."""
+_NEVER = float("inf")
 
 
 class TimerWheel:
@@ -41,6 +42,8 @@ class TimerWheel:
         One entry per owner and slot: scheduling the same owner twice in one slot keeps the
         later callback.
         """
+        if when == _NEVER:  # no limit (an infinite timeout): nothing to schedule
+            return -1
         if self._handle is None:  # idle until now: no slot before this moment can be pending
             self._cursor = max(self._cursor, int(self._loop.time() / RESOLUTION))
             self._handle = self._loop.call_later(RESOLUTION, self._tick)
@@ -63,20 +66,23 @@ class TimerWheel:
         return sum(len(bucket) for bucket in self._slots.values())
 
     def _tick(self) -> None:
-        now = int(self._loop.time() / RESOLUTION)  # slots up to and including `now` have begun
-        slots = self._slots
-        while self._cursor <= now:
-            bucket = slots.pop(self._cursor, None)
-            self._cursor += 1  # before the callbacks: what they schedule lands in a later slot
-            if bucket:
-                for callback in bucket.values():
-                    try:
-                        callback()
-                    except Exception as exc:  # one broken callback must not strand the others
-                        self._loop.call_exception_handler(
-                            {"message": "timer callback failed", "exception": exc}
-                        )
-        self._handle = self._loop.call_later(RESOLUTION, self._tick) if slots else None
+        self._handle = None
+        try:
+            now = int(self._loop.time() / RESOLUTION)  # slots up to and including `now` have begun
+            while self._cursor <= now:
+                bucket = self._slots.pop(self._cursor, None)
+                self._cursor += 1  # before the callbacks: what they schedule lands in a later slot
+                if bucket:
+                    for callback in bucket.values():
+                        try:
+                            callback()
+                        except Exception as exc:  # one broken callback must not strand the others
+                            self._loop.call_exception_handler(
+                                {"message": "timer callback failed", "exception": exc}
+                            )
+        finally:  # even past a KeyboardInterrupt: the entries left must still fire
+            if self._slots and self._handle is None:
+                self._handle = self._loop.call_later(RESOLUTION, self._tick)
 
 
 _wheels: dict[asyncio.AbstractEventLoop, TimerWheel] = {}

@@ -57,6 +57,9 @@ Only answers that decoded cleanly are kept, so a known body means exactly what d
 again would; bounded, so a fleet answering in a thousand ways cannot grow it.
 """
 _ECHO_ANSWERS_KEPT: Final = 256
+_ECHO_ANSWER_BYTES: Final = 512
+"""Only answers this small are kept (a plain C-ECHO-RSP is about 100 bytes): a padded one
+could otherwise pin a megabyte each."""
 _ECHO_PDU: Final = encode_p_data(
     [PresentationDataValue(1, True, True, encode_c_echo_rq(_ECHO_MESSAGE_ID, VERIFICATION))]
 )
@@ -167,7 +170,7 @@ class FirstContact(PduTransport):
         whole = self._message.feed(pdu)
         if whole is not None:
             self.echo = echo_status(whole[0], _ECHO_MESSAGE_ID)
-            if single and len(_ECHO_ANSWERS) < _ECHO_ANSWERS_KEPT:
+            if single and len(_ECHO_ANSWERS) < _ECHO_ANSWERS_KEPT and len(pdu.body) <= _ECHO_ANSWER_BYTES:
                 _ECHO_ANSWERS[pdu.body] = self.echo
             self._release()
 

@@ -152,7 +152,7 @@ class _Opening(Generic[P]):
         try:
             connected = await loop.create_connection(self._factory, self._ip, self._port)
         except BaseException as exc:
-            if expiry.caused(exc):
+            if expiry.caused(exc) or isinstance(exc, TimeoutError):  # ours, or the kernel's ETIMEDOUT
                 raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
             if isinstance(exc, OSError):
                 raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None

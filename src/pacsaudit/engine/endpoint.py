@@ -108,7 +108,8 @@ async def scan_plain_dicom(
         error = "endpoint deadline reached"
     except Exception as exc:  # errors are data: nothing a peer does may end the scan
         status, error = status_of_exception(exc)
-    deadline.disarm()
+    finally:
+        deadline.disarm()
     if connected:
         status, error = settle_dicom(block, status, error)
     return EndpointResult(

@@ -11,12 +11,6 @@ __all__ = ["run"]
 
 T = TypeVar("T")
 
-_THRESHOLDS = (50_000, 20, 10)
-"""The young generation is collected every 50,000 allocations rather than 700: an endpoint in
-flight allocates a few hundred tracked objects that almost all die by reference counting, so
-frequent young collections mostly walk the state of the endpoints still running (measured: 6 %
-fewer instructions per endpoint on a sweep)."""
-
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     try:
@@ -33,15 +27,11 @@ def run(coro: Coroutine[Any, Any, T], *, use_uvloop: bool = True) -> T:
     Everything imported and built before the scan (pydantic schemas, Typer, Rich: hundreds of
     thousands of objects) lives as long as the process, so it is moved out of the collector's
     sight; otherwise each full collection walks it again while the scan allocates per endpoint.
-    Young collections are made rarer for the same reason (`_THRESHOLDS`).
     """
     gc.collect()
     gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*_THRESHOLDS)
     try:
         with asyncio.Runner(loop_factory=_loop_factory() if use_uvloop else None) as runner:
             return runner.run(coro)
     finally:
-        gc.set_threshold(*thresholds)
         gc.unfreeze()

@@ -130,7 +130,7 @@ def execute(
     try:
         with (
             JsonlWriter(output) as writer,
-            ScanProgress(stream.estimated_total, quiet=quiet, console=progress_console) as progress,
+            ScanProgress(stream.estimated_total(), quiet=quiet, console=progress_console) as progress,
         ):
             if settings.workers > 1 and stream.reusable and resume is None:
                 url = store.engine.url.render_as_string(hide_password=False) if store is not None else None

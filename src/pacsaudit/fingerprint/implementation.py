@@ -110,7 +110,6 @@ class _Signature:
         return raw if _PLAUSIBLE_VERSION.fullmatch(raw) else None
 
 
-@functools.lru_cache(maxsize=4096)
 def identify(
     implementation_class_uid: str | None, implementation_version_name: str | None
 ) -> Identification | None:
@@ -118,7 +117,6 @@ def identify(
 
     Signatures are tried in file order and the first whose every condition holds wins.
     Returns ``None`` when nothing is known about the pair (or both values are empty).
-    Memoised: a sweep meets the same few identities thousands of times.
     """
     uid = _clean(implementation_class_uid)
     name = _clean(implementation_version_name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
@@ -17,15 +16,9 @@ __all__ = ["ScanProgress", "summary_table"]
 class ScanProgress:
     """Targets done, DICOM found, rate and ETA; silent when stderr is not a terminal or `quiet`."""
 
-    def __init__(
-        self, total: int | Callable[[], int | None] | None, *, quiet: bool, console: Console | None = None
-    ) -> None:
-        """`total` may be a function: it is called only when the bar is shown (counting the
-        targets of a large list reads it once more)."""
+    def __init__(self, total: int | None, *, quiet: bool, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = not quiet and self.console.is_terminal
-        if callable(total):
-            total = total() if self.enabled else None
         self._progress = Progress(
             TextColumn("[bold]scan"),
             BarColumn(),

@@ -71,6 +71,7 @@ _TO_CAPITALS = bytes(_CAPITALS[b] for b in range(256))
 
 _POOL_TITLES = 256
 _pool: list[str] = []
+os.register_at_fork(after_in_child=_pool.clear)  # workers must not draw the parent's titles
 
 
 def random_ae_title() -> str:
