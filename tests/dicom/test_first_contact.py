@@ -107,3 +107,30 @@ def test_remembered_answers_are_bounded(monkeypatch: Any) -> None:
     played = _play_all([_echo_pdus(status) for status in range(0xA700, 0xA708)])
     assert [c.echo for c in played] == list(range(0xA700, 0xA708))
     assert len(fc._ECHO_ANSWERS) == 3
+
+
+def test_a_failed_exchange_keeps_neither_its_bytes_nor_the_frames_that_raised() -> None:
+    """What a failure leaves waits for the garbage collector (a stored exception's traceback
+    makes a cycle with the protocol): it must not pin what the peer sent."""
+
+    async def go() -> tuple[fc.FirstContact, fc.FirstContact, BaseException]:
+        loop = asyncio.get_running_loop()
+        echoing = fc.FirstContact(PduLimits(), 5.0, _request(), loop, echo_and_release=True)
+        echoing.connection_made(_Wire())  # type: ignore[arg-type]
+        echoing.data_received(encode_accept(encode_associate_request(_request())))
+        wrong = _echo_pdus(0x0000, message_id=7)[0]  # answers another message: the echo fails
+        echoing.data_received(wrong + b"\x00" * 60_000)
+        await asyncio.wait_for(echoing.finished, 1.0)
+        associating = fc.FirstContact(PduLimits(), 5.0, _request(), loop, echo_and_release=True)
+        associating.connection_made(_Wire())  # type: ignore[arg-type]
+        associating.data_received(bytes.fromhex("05 00 00000004 0000 0000") + b"\x00" * 60_000)
+        try:
+            await associating.finished
+        except Exception as exc:  # an A-RELEASE-RQ in answer to the A-ASSOCIATE-RQ: a protocol error
+            return echoing, associating, exc
+        raise AssertionError("the association should have failed")
+
+    echoing, associating, failure = asyncio.run(go())
+    assert echoing.echo_error is not None and echoing.echo_error.__traceback__ is None
+    assert len(echoing._buffer) == 0 and len(associating._buffer) == 0
+    assert "0x05" in str(failure)

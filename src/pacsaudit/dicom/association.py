@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pacsaudit.dicom.constants import VERIFICATION, PduType
 from pacsaudit.dicom.dimse import (
@@ -143,8 +144,7 @@ class _FindState:
     cancelled: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AssociationReply:
+class AssociationReply(NamedTuple):
     """What the peer answered to an A-ASSOCIATE-RQ: exactly one of the three is set."""
 
     accept: AssociateAccept | None = None

@@ -78,6 +78,22 @@ class FirstContact(PduTransport):
     A-ASSOCIATE-AC, leaving the accepted association for the caller.
     """
 
+    __slots__ = (
+        "_loop",
+        "_message",
+        "_script",
+        "_step",
+        "_step_deadline",
+        "_timer",
+        "_wheel",
+        "association",
+        "echo",
+        "echo_error",
+        "finished",
+        "reply",
+        "request",
+    )
+
     def __init__(
         self,
         limits: PduLimits,
@@ -115,21 +131,20 @@ class FirstContact(PduTransport):
             super()._wake()
             return
         try:
-            while self._step != _DONE:
+            while (step := self._step) != _DONE:
+                if len(self._buffer) < 6 and not self._ended:
+                    return  # not even a header yet (what `_take` would say, without the call)
                 pdu = self._take()
                 if pdu is None:
                     return
-                self._advance(pdu)
+                if step == _ASSOCIATING:
+                    self._answered(pdu)
+                elif step == _ECHOING:
+                    self._echoed(pdu)
+                else:
+                    self._finish()
         except Exception as exc:  # a step failed: what failing means depends on the step
             self._failed(exc)
-
-    def _advance(self, pdu: Pdu) -> None:
-        if self._step == _ASSOCIATING:
-            self._answered(pdu)
-        elif self._step == _ECHOING:
-            self._echoed(pdu)
-        else:
-            self._finish()
 
     def _answered(self, pdu: Pdu) -> None:
         if pdu.type == PduType.ASSOCIATE_AC:
@@ -183,6 +198,12 @@ class FirstContact(PduTransport):
         step = self._step
         self._step = _DONE
         self._disarm()
+        # Nothing of a failed exchange is kept beyond its exception: not the bytes buffered, not
+        # the frames that raised it (`data_received`'s holds the chunk just read). A stored
+        # exception's traceback makes a reference cycle with this protocol, and cycles wait
+        # for the garbage collector, which runs rarely during a scan (`engine/runner.py`).
+        exc.__traceback__ = exc.__context__ = None
+        self._buffer = bytearray()
         if step == _ASSOCIATING:
             if not self.finished.done():
                 self.finished.set_exception(exc)

@@ -64,13 +64,14 @@ def classify_foreign_bytes(head: bytes) -> str | None:
     return None
 
 
-def check_header(head: bytes, limits: PduLimits) -> tuple[int, int]:
-    """Judge a 6-byte PDU header before its body is read: (type, length), or why not."""
+def check_header(head: bytes | bytearray, limits: PduLimits) -> tuple[int, int]:
+    """Judge a PDU header (the first 6 bytes of `head`) before its body is read: (type,
+    length), or why not. `head` may be the whole receive buffer: nothing is copied."""
     if head[0] not in _PDU_TYPES:  # a PDU type byte is never the start of what is classified
-        foreign = classify_foreign_bytes(head)
+        foreign = classify_foreign_bytes(bytes(head[:6]))
         if foreign:
             raise NotDicomError(foreign)
-    pdu_type, _, length = _HEADER.unpack(head)
+    pdu_type, _, length = _HEADER.unpack_from(head)
     # The largest body sane for the type (inline: a sweep judges three headers per endpoint)
     if pdu_type == PduType.P_DATA_TF:
         limit: int | None = limits.p_data

@@ -31,6 +31,18 @@ _SLACK = 64 * 1024
 class PduTransport(asyncio.Protocol):
     """One TCP connection to a DICOM peer: `write` bytes, `await read_pdu()` whole PDUs."""
 
+    __slots__ = (
+        "_buffer",
+        "_ended",
+        "_high_water",
+        "_lost",
+        "_paused",
+        "_transport",
+        "_waiter",
+        "limits",
+        "read_timeout",
+    )
+
     def __init__(self, limits: PduLimits, read_timeout: float) -> None:
         self.limits = limits
         self.read_timeout = read_timeout
@@ -132,10 +144,15 @@ class PduTransport(asyncio.Protocol):
             if foreign:
                 raise NotDicomError(f"{foreign} ({len(buffer)} bytes, then closed)")
             raise DicomProtocolError(f"truncated PDU header ({len(buffer)} of 6 bytes)")
-        pdu_type, length = check_header(bytes(buffer[:6]), self.limits)
-        if len(buffer) >= 6 + length:
-            body = bytes(buffer[6 : 6 + length])
-            del buffer[: 6 + length]
+        pdu_type, length = check_header(buffer, self.limits)
+        end = 6 + length
+        if len(buffer) >= end:
+            if len(buffer) == end:  # the usual case: exactly one PDU is buffered
+                body = bytes(buffer[6:])
+                buffer.clear()
+            else:
+                body = bytes(buffer[6:end])
+                del buffer[:end]
             if self._paused and len(buffer) <= self._high_water // 2 and self._transport is not None:
                 self._paused = False
                 self._transport.resume_reading()

@@ -134,7 +134,8 @@ class _Opening(Generic[P]):
 
     async def __aenter__(self) -> P:
         connector = self._connector
-        await connector.hosts.acquire(self._ip)
+        if not connector.hosts.try_acquire(self._ip):
+            await connector.hosts.acquire(self._ip)
         try:
             if connector.rate.interval:
                 await connector.rate.wait()

@@ -46,10 +46,16 @@ class HostLimiter:
     def __len__(self) -> int:
         return len(self._open)
 
-    async def acquire(self, ip: str) -> None:
+    def try_acquire(self, ip: str) -> bool:
+        """Take a slot at once if one is free (no coroutine: the sweep's common case)."""
         count = self._open.get(ip, 0)
         if count < self._limit and ip not in self._waiting:
             self._open[ip] = count + 1
+            return True
+        return False
+
+    async def acquire(self, ip: str) -> None:
+        if self.try_acquire(ip):
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(ip, deque()).append(waiter)

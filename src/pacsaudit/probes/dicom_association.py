@@ -210,19 +210,23 @@ class _Search:
         self.stranger = stranger
         self.refused: set[tuple[str, str]] = set()
 
-    async def first(self, conn: FirstContact) -> AssociationReply:
-        """The stranger test that `conn` played on connecting; the session too when it was scripted."""
-        self.block.ae_attempts += 1
-        await conn.finished
+    def first(self, conn: FirstContact) -> AssociationReply | None:
+        """What the stranger test that `conn` played on connecting (`conn.finished` is done) found;
+        None when the session is not scripted and still has to run (`session`)."""
         reply, association = conn.reply, conn.association
         assert reply is not None
         self._answered(conn, reply, association, *self.stranger)
+        if association is not None and not self.ctx.scripted_session:
+            return None
         if association is not None:
-            if self.ctx.scripted_session:
-                self._scripted_session(conn, association)
-            else:
-                await self._session(association)
+            self._scripted_session(conn, association)
         return reply
+
+    async def session(self, conn: FirstContact) -> AssociationReply:
+        """The session probes over the association `conn` opened (not scripted)."""
+        assert conn.reply is not None and conn.association is not None
+        await self._session(conn.association)
+        return conn.reply
 
     async def attempt(self, called: str, calling: str, conn: PduTransport | None = None) -> AssociationReply:
         """One association request (on `conn`, or a new connection); runs the session if accepted."""
@@ -353,7 +357,10 @@ async def probe_dicom(
         stranger = random_ae_titles()
     search = _Search(ctx, ip, port, block, stranger)
     if isinstance(conn, FirstContact):
-        reply = await search.first(conn)
+        block.ae_attempts += 1  # counted before the answer, as `attempt` counts its own
+        await conn.finished
+        first = search.first(conn)
+        reply = first if first is not None else await search.session(conn)
     else:
         reply = await search.attempt(*stranger, conn=conn)
     if reply.reject is not None and reply.reject.result == 2:

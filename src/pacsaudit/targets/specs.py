@@ -21,10 +21,9 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from pacsaudit.targets.ports import parse_port
 
@@ -51,9 +50,11 @@ class TargetSpecError(ValueError):
     """A target or exclusion the user typed cannot be understood; the message says which."""
 
 
-@dataclass(frozen=True, slots=True)
-class TargetSpec:
-    """One parsed spec: addresses `first`..`last` of one IP version, or one hostname."""
+class TargetSpec(NamedTuple):
+    """One parsed spec: addresses `first`..`last` of one IP version, or one hostname.
+
+    A named tuple: a target list of millions of single addresses makes one per line.
+    """
 
     text: str
     version: int

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
+from typing import NamedTuple
 
 from pacsaudit.targets.exclusions import ExclusionList
 from pacsaudit.targets.specs import HOSTNAME, STDIN, TargetSpec, TargetSpecError, iter_file_specs, parse_spec
@@ -18,9 +18,8 @@ from pacsaudit.targets.specs import HOSTNAME, STDIN, TargetSpec, TargetSpecError
 __all__ = ["Endpoint", "TargetStream"]
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One (address, port) to probe."""
+class Endpoint(NamedTuple):
+    """One (address, port) to probe (a named tuple: the stream makes one per endpoint)."""
 
     position: int
     """0-based index in the stream order, stable across runs of the same inputs (for resume)."""
