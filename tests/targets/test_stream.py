@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pacsaudit.targets import Endpoint, ExclusionList, TargetSpecError, TargetStream
+from pacsaudit.targets.stream import shard_of
 
 
 def pairs(endpoints: Iterable[Endpoint]) -> list[tuple[str | None, int]]:
@@ -340,3 +341,36 @@ def test_endpoint_is_immutable() -> None:
 
     with pytest.raises(AttributeError):
         endpoint.port = 11112  # type: ignore[misc]
+
+
+def test_shards_partition_the_stream_by_address_with_positions_unchanged(tmp_path: Path) -> None:
+    listing = tmp_path / "targets.txt"
+    listing.write_text(
+        "\n".join(f"10.1.{i // 256}.{i % 256}" for i in range(300))
+        + "\n10.9.0.0/28, 10.9.1.5:4242\nscanme.invalid\n10.1.0.7  # listed twice\n"
+    )
+    stream = TargetStream(
+        [], [104, 11112], files=[listing], exclusions=ExclusionList.from_specs(["10.1.0.9"])
+    )
+    whole = list(stream)
+    for count in (2, 3):
+        shards = [list(stream.shard(index, count)) for index in range(count)]
+        assert sorted(ep for shard in shards for ep in shard) == sorted(whole)
+        for index, shard in enumerate(shards):
+            assert all(shard_of(ep, count) == index for ep in shard)
+        owners = {(ep.ip or ep.hostname): index for index, shard in enumerate(shards) for ep in shard}
+        assert all(owners[ep.ip or ep.hostname] == shard_of(ep, count) for ep in whole)
+
+
+def test_a_bad_line_still_fails_in_the_shard_that_owns_it(tmp_path: Path) -> None:
+    listing = tmp_path / "targets.txt"
+    listing.write_text("10.0.0.1\n999.1.2.3\n")
+    stream = TargetStream([], [104], files=[listing])
+    failures = 0
+    for index in range(2):
+        try:
+            list(stream.shard(index, 2))
+        except TargetSpecError as exc:
+            failures += 1
+            assert "line 2" in str(exc)
+    assert failures == 1

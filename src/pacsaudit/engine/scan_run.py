@@ -137,7 +137,7 @@ def execute(
                 if store is not None:
                     store.engine.dispose()  # no pooled connection may cross the fork
                 totals = run_scan_processes(
-                    endpoints,
+                    stream,  # each worker walks its own shard of it
                     settings,
                     settings.workers,
                     writer.write_line,

@@ -16,7 +16,6 @@ import os
 import selectors
 import signal
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
 
@@ -26,6 +25,7 @@ from pacsaudit.engine.recording import StoreRecorder
 from pacsaudit.engine.runner import run
 from pacsaudit.model import EndpointResult
 from pacsaudit.targets import Endpoint, ExclusionList
+from pacsaudit.targets.stream import TargetStream, shard_of
 
 __all__ = ["WorkerFailedError", "run_scan_processes", "shard_of"]
 
@@ -36,13 +36,9 @@ class WorkerFailedError(RuntimeError):
     """A worker process ended without reporting its totals; its shard is incomplete."""
 
 
-def shard_of(endpoint: Endpoint, workers: int) -> int:
-    """The worker that owns `endpoint`: a stable hash of its address (or hostname)."""
-    key = endpoint.ip or endpoint.hostname or ""
-    return zlib.crc32(key.encode()) % workers
-
-
 def _shard(endpoints: Iterable[Endpoint], shard: int, workers: int) -> Iterator[Endpoint]:
+    if isinstance(endpoints, TargetStream):
+        return endpoints.shard(shard, workers)
     return (ep for ep in endpoints if shard_of(ep, workers) == shard)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
@@ -29,6 +29,7 @@ from pacsaudit.targets.ports import parse_port
 
 __all__ = [
     "HOSTNAME",
+    "SKIPPED",
     "STDIN",
     "TargetSpec",
     "TargetSpecError",
@@ -85,14 +86,22 @@ def parse_spec(text: str) -> TargetSpec:
     return TargetSpec(spec, parsed.version, parsed.first, parsed.last, parsed.hostname, port)
 
 
-def iter_file_specs(path: Path) -> Iterator[TargetSpec]:
-    """Specs from a file (or stdin for `-`), streamed; errors name the file and line."""
+SKIPPED = TargetSpec("", 4, 0, 0)
+"""Stands for a word `iter_file_specs` was told to skip: one address, not parsed."""
+
+
+def iter_file_specs(path: Path, skip: Callable[[str], bool] | None = None) -> Iterator[TargetSpec]:
+    """Specs from a file (or stdin for `-`), streamed; errors name the file and line.
+
+    A word for which `skip` says True is not parsed: `SKIPPED` comes in its place (a caller
+    that counts positions needs to know it was there).
+    """
     with _open(path) as lines:
         for number, line in enumerate(lines, start=1):
             text = line.partition("#")[0]
             for word in _SEPARATORS.split(text) if "," in text else text.split():
                 if word:
-                    yield _parse_line_word(word, path, number)
+                    yield SKIPPED if skip is not None and skip(word) else _parse_line_word(word, path, number)
 
 
 def _parse_line_word(word: str, path: Path, number: int) -> TargetSpec:

@@ -7,15 +7,24 @@ it, so `0.0.0.0/0` or an IPv6 /64 costs the same memory as one address.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import NamedTuple
 
 from pacsaudit.targets.exclusions import ExclusionList
-from pacsaudit.targets.specs import HOSTNAME, STDIN, TargetSpec, TargetSpecError, iter_file_specs, parse_spec
+from pacsaudit.targets.specs import (
+    HOSTNAME,
+    SKIPPED,
+    STDIN,
+    TargetSpec,
+    TargetSpecError,
+    iter_file_specs,
+    parse_spec,
+)
 
-__all__ = ["Endpoint", "TargetStream"]
+__all__ = ["Endpoint", "TargetStream", "shard_of"]
 
 
 class Endpoint(NamedTuple):
@@ -90,19 +99,32 @@ class TargetStream:
             return None
         return sum(self._allowed_count(spec) for spec in self._all_specs())
 
-    def _iter_from(self, start: int) -> Iterator[Endpoint]:
+    def shard(self, index: int, count: int) -> Iterator[Endpoint]:
+        """The endpoints that worker `index` of `count` owns (`shard_of`), positions unchanged.
+
+        File words that are plain dotted quads of another shard are skipped without being
+        parsed: each worker reads the whole list, and parsing it all was a measurable share
+        of a sweep's CPU. Such a word is its own address text, so the owner is the same.
+        """
+
+        def foreign(word: str) -> bool:
+            return word.isascii() and word.replace(".", "").isdigit() and _key_shard(word, count) != index
+
+        return (ep for ep in self._iter_from(0, foreign) if shard_of(ep, count) == index)
+
+    def _iter_from(self, start: int, skip: Callable[[str], bool] | None = None) -> Iterator[Endpoint]:
         position = 0
-        for spec in self._all_specs():
+        for spec in self._all_specs(skip):
             ports = self._ports_of(spec)
             size = spec.address_count * len(ports)
-            if position + size > start:
+            if position + size > start and spec is not SKIPPED:
                 yield from self._expand(spec, ports, position, max(start - position, 0))
             position += size
 
-    def _all_specs(self) -> Iterator[TargetSpec]:
+    def _all_specs(self, skip: Callable[[str], bool] | None = None) -> Iterator[TargetSpec]:
         yield from self._specs
         for file in self._files:
-            yield from iter_file_specs(file)
+            yield from iter_file_specs(file, skip)
 
     def _ports_of(self, spec: TargetSpec) -> tuple[int, ...]:
         return self._ports if spec.port is None else (spec.port,)
@@ -132,6 +154,16 @@ class TargetStream:
             return 0 if self._exclusions.contains_hostname(spec.hostname) else ports
         intervals = self._exclusions.allowed_intervals(spec.version, spec.first, spec.last)
         return ports * sum(high - low + 1 for low, high in intervals)
+
+
+def shard_of(endpoint: Endpoint, count: int) -> int:
+    """Which of `count` workers owns `endpoint`: a stable hash of its address (or hostname), so
+    every port of a host goes to one worker and per-host limits still hold."""
+    return _key_shard(endpoint.ip or endpoint.hostname or "", count)
+
+
+def _key_shard(key: str, count: int) -> int:
+    return zlib.crc32(key.encode()) % count
 
 
 def _checked_ports(ports: Iterable[int]) -> tuple[int, ...]:
