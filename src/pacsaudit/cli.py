@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from enum import StrEnum
@@ -10,8 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
 from pacsaudit import __version__
 from pacsaudit.config import load_settings
@@ -23,6 +22,8 @@ from pacsaudit.storage.states import DEFAULT_URL, StorageError
 from pacsaudit.targets import TargetSpecError, parse_ports
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from pacsaudit.storage import ScanStore
 
 __all__ = ["app", "main"]
@@ -34,12 +35,21 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help="Audit exposed medical-image archives (DICOM / PACS) — politely, without fetching patient data.",
 )
-err = Console(stderr=True)
+
+
+@functools.cache
+def err() -> Console:
+    """Standard error as a rich Console, made on first use: a quiet scan never loads rich."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 DbOption = Annotated[str, typer.Option("--db", help="Scan history database URL.", envvar="PACSAUDIT_DB")]
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err().print(f"[red]error:[/red] {message}")
     return typer.Exit(2)
 
 
@@ -191,10 +201,17 @@ def _execute(plan: ScanPlan, output: str, quiet: bool, db: str | None, resume: i
     _check_asn_database(plan.settings.asn_database)  # again on resume: the file may have moved
     store = _open_store(db) if db is not None else None
     try:
-        outcome = execute(plan, output=output, quiet=quiet, progress_console=err, store=store, resume=resume)
+        outcome = execute(
+            plan,
+            output=output,
+            quiet=quiet,
+            progress_console=None if quiet else err(),
+            store=store,
+            resume=resume,
+        )
     except KeyboardInterrupt:
         if store is not None:
-            err.print(
+            err().print(
                 "[yellow]interrupted[/yellow]: `pacsaudit scan --resume ID` continues it (`pacsaudit scans`)"
             )
         raise typer.Exit(130) from None
@@ -204,9 +221,9 @@ def _execute(plan: ScanPlan, output: str, quiet: bool, db: str | None, resume: i
         if store is not None:
             store.close()
     if not quiet:
-        err.print(summary_table(outcome.totals, outcome.elapsed))
+        err().print(summary_table(outcome.totals, outcome.elapsed))
         if outcome.scan_id is not None:
-            err.print(f"stored as scan {outcome.scan_id} in {db}")
+            err().print(f"stored as scan {outcome.scan_id} in {db}")
 
 
 def _resume(scan_id: int, db: str, output: str, quiet: bool) -> None:
@@ -236,6 +253,9 @@ def scans(
         records = store.scans()
     finally:
         store.close()
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"scans in {db}", header_style="bold")
     for column in ("id", "started", "finished", "targets", "done", "DICOM found", "state"):
         table.add_column(
@@ -269,11 +289,11 @@ def import_(
         raise _fail(str(exc)) from None
     finally:
         store.close()
-    err.print(
+    err().print(
         f"imported {summary.stored:,} results as scan {summary.scan_id}; {len(summary.bad_lines)} bad line(s)"
     )
     for bad in summary.bad_lines[:10]:
-        err.print(f"  line {bad.line}: {bad.error}")
+        err().print(f"  line {bad.line}: {bad.error}")
 
 
 @app.command()
@@ -325,7 +345,7 @@ def notify(
     finally:
         store.close()
         attributor.close()
-    err.print(f"{len(paths) - 1} owner notice(s) in {output}, listed in {paths[-1].name}")
+    err().print(f"{len(paths) - 1} owner notice(s) in {output}, listed in {paths[-1].name}")
 
 
 class DiffFormat(StrEnum):
@@ -363,6 +383,8 @@ def diff(
     finally:
         store.close()
     if format is DiffFormat.table:
+        from rich.console import Console
+
         console = Console(file=open(output, "w", encoding="utf-8") if output != "-" else None)  # noqa: SIM115
         console.print(render_table(result))
         if output != "-":
@@ -425,7 +447,7 @@ def report(
     try:
         with output_file(output) as out:
             write_report(store, scan_id, out, chosen, diff_against=diff, attributor=attributor, model=model,
-                         table=csv_table, progress_console=err)  # fmt: skip
+                         table=csv_table, progress_console=err())  # fmt: skip
     except (StorageError, ValueError, OSError) as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -444,6 +466,8 @@ def lab(
     ] = Path("lab-report.html"),
 ) -> None:
     """Start a built-in lab of simulated PACS on loopback, scan it, show and write the results."""
+    from rich.console import Console
+
     from pacsaudit.lab.demo import run_lab
 
     raise typer.Exit(run_lab(output, quiet=quiet, console=Console(), report=report))

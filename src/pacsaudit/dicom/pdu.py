@@ -55,8 +55,9 @@ class PresentationContext(NamedTuple):
     transfer_syntaxes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class AssociateRequest:
+class AssociateRequest(NamedTuple):
+    """What an A-ASSOCIATE-RQ proposes (a named tuple: a sweep makes one per endpoint)."""
+
     called_ae: str
     calling_ae: str
     contexts: tuple[PresentationContext, ...]

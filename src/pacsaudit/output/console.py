@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from types import TracebackType
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from pacsaudit.engine.local import ScanTotals
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
 
 __all__ = ["ScanProgress", "summary_table"]
 
@@ -17,8 +19,16 @@ class ScanProgress:
     """Targets done, DICOM found, rate and ETA; silent when stderr is not a terminal or `quiet`."""
 
     def __init__(self, total: int | None, *, quiet: bool, console: Console | None = None) -> None:
+        """Rich is loaded only when the bar may be shown: a quiet scan starts faster without it."""
+        self.enabled = False
+        self._progress: Progress | None = None
+        if quiet:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         self.console = console or Console(stderr=True)
-        self.enabled = not quiet and self.console.is_terminal
+        self.enabled = self.console.is_terminal
         self._progress = Progress(
             TextColumn("[bold]scan"),
             BarColumn(),
@@ -36,7 +46,7 @@ class ScanProgress:
         self._task: TaskID = self._progress.add_task("scan", total=total, dicom=0, rate=0.0)
 
     def update(self, totals: ScanTotals) -> None:
-        if not self.enabled:
+        if not self.enabled or self._progress is None:
             return
         task = self._progress.tasks[0]
         elapsed = task.elapsed or 0.0
@@ -46,17 +56,21 @@ class ScanProgress:
         )
 
     def __enter__(self) -> ScanProgress:
-        self._progress.start()
+        if self._progress is not None:
+            self._progress.start()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._progress.stop()
+        if self._progress is not None:
+            self._progress.stop()
 
 
 def summary_table(totals: ScanTotals, elapsed_s: float) -> Table:
     """The few numbers a scan ends with: how much was open, how much spoke DICOM, to whom."""
+    from rich.table import Table
+
     table = Table(title="pacsaudit scan summary", show_header=True, header_style="bold")
     table.add_column("measure")
     table.add_column("count", justify="right")
