@@ -348,7 +348,7 @@ async def probe_dicom(
 ) -> None:
     """Fill `block` for one endpoint; `conn` is the discovery connection, used for the stranger test.
 
-    `conn` may be a `FirstContact` made by `ctx.first_contact(stranger)`, which has already sent
+    `conn` may be a `FirstContact` made by `ctx.first_contact(stranger, loop)`, which has already sent
     the stranger's request; any other transport gets it sent here. Exceptions from the stranger
     test propagate (the caller turns them into the endpoint's status); later attempts end the
     search quietly, keeping what was proven.
