@@ -14,10 +14,12 @@ import pytest
 from pacsaudit.config import ScanSettings
 from pacsaudit.discovery import Connector
 from pacsaudit.engine import scan_endpoint
+from pacsaudit.engine.local import run_scan
 from pacsaudit.lab.hostile import HostileKind, start_hostile
 from pacsaudit.lab.simulator import PacsPolicy, start_simulated_pacs
 from pacsaudit.model import EndpointResult, Status
 from pacsaudit.probes import DicomProbeContext
+from pacsaudit.targets import Endpoint
 
 TIMEOUT = 1.0
 DEADLINE = 2.5
@@ -109,3 +111,47 @@ def test_hostile_peers_do_not_delay_a_good_one() -> None:
     assert good.elapsed_ms < 500
     assert len(results) == len(HostileKind) + 1
     assert took < DEADLINE + SLACK
+
+
+async def _scan_all(endpoints: list[tuple[str, int]], **overrides: float) -> list[EndpointResult]:
+    options = {"timeout": 0.5, "deadline": 0.5, "ae_pause": 0.0, "concurrency": 16} | overrides
+    settings = ScanSettings(**options)
+    results: list[EndpointResult] = []
+    targets = [Endpoint(i, host, port, None) for i, (host, port) in enumerate(endpoints)]
+    await run_scan(targets, settings, results.append)
+    return sorted(results, key=lambda r: r.port)
+
+
+def test_a_queue_behind_the_per_host_cap_does_not_count_against_the_deadline() -> None:
+    """Four silent peers on one host, one connection at a time: each waits for the one before
+    (about 0.5 s each), yet each is connected and then times out on its own silence, rather
+    than being reported unreachable without a packet sent."""
+
+    async def go() -> list[EndpointResult]:
+        servers = [await start_hostile(HostileKind.TARPIT) for _ in range(4)]
+        try:
+            return await _scan_all([(s.host, s.port) for s in servers], per_host=1, rate=0.0)
+        finally:
+            for server in servers:
+                await server.close()
+
+    results = asyncio.run(go())
+    assert [r.status for r in results] == [Status.IO_TIMEOUT] * 4
+    assert all(r.elapsed_ms < 1000 * (0.5 + SLACK) for r in results)
+
+
+def test_a_queue_behind_the_rate_does_not_count_against_the_deadline() -> None:
+    """Six archives at 4 new connections a second: the last one's turn comes after about 1.25 s,
+    well past its 0.5 s deadline, and it must still be scanned."""
+
+    async def go() -> list[EndpointResult]:
+        servers = [await start_simulated_pacs(PacsPolicy()) for _ in range(6)]
+        try:
+            return await _scan_all([(s.host, s.port) for s in servers], rate=4.0)
+        finally:
+            for server in servers:
+                await server.close()
+
+    results = asyncio.run(go())
+    assert [r.status for r in results] == [Status.SUCCESS] * 6
+    assert all(r.dicom is not None and r.dicom.open_to_any_ae for r in results)

@@ -70,6 +70,22 @@ class Connector:
         self.rate = RateLimiter(rate)
         self.hosts = HostLimiter(per_host)
 
+    async def admit(self, ip: str) -> None:
+        """Wait for what one connection to `ip` needs first: a host slot, then a rate slot.
+
+        `open` does this itself; a caller whose time limit should start only once its turn has
+        come (a queue behind `--rate` or the per-host cap is not the peer's slowness) admits
+        first, then opens with `admitted=True`, which gives the host slot back on exit.
+        """
+        if not self.hosts.try_acquire(ip):
+            await self.hosts.acquire(ip)
+        if self.rate.interval:
+            try:
+                await self.rate.wait()
+            except BaseException:
+                self.hosts.release(ip)
+                raise
+
     def open(
         self,
         ip: str,
@@ -77,8 +93,12 @@ class Connector:
         protocol_factory: Callable[[], P],
         ssl: _ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        *,
+        admitted: bool = False,
     ) -> _Opening[P]:
         """`async with connector.open(...) as protocol:` the connected protocol, closed on exit.
+
+        With `admitted`, the caller has already waited in `admit` for this connection.
 
         With `ssl`, the protocol is connected only once a TLS handshake (SNI `server_hostname`,
         none if `None`) has completed, inside the same host cap and rate, each phase bounded by
@@ -87,8 +107,8 @@ class Connector:
         `TlsHandshakeError` when TCP connected but the handshake failed.
         """
         if ssl is None:
-            return _Opening(self, ip, port, protocol_factory)
-        return _TlsOpening(self, ip, port, protocol_factory, ssl, server_hostname)
+            return _Opening(self, ip, port, protocol_factory, admitted)
+        return _TlsOpening(self, ip, port, protocol_factory, ssl, server_hostname, admitted)
 
     def over_tls(self, context: _ssl.SSLContext, server_hostname: str | None = None) -> Connector:
         """A connector sharing this one's limits whose every connection is wrapped in TLS.
@@ -114,31 +134,40 @@ class _TlsConnector(Connector):
         protocol_factory: Callable[[], P],
         ssl: _ssl.SSLContext | None = None,
         server_hostname: str | None = None,
+        *,
+        admitted: bool = False,
     ) -> _Opening[P]:
         return _TlsOpening(
-            self, ip, port, protocol_factory, ssl or self._context, server_hostname or self._server_hostname
+            self,
+            ip,
+            port,
+            protocol_factory,
+            ssl or self._context,
+            server_hostname or self._server_hostname,
+            admitted,
         )
 
 
 class _Opening(Generic[P]):
     """The async context manager of one connection (a class: the scan's hottest path)."""
 
-    __slots__ = ("_connector", "_factory", "_ip", "_port", "_transport")
+    __slots__ = ("_admitted", "_connector", "_factory", "_ip", "_port", "_transport")
 
-    def __init__(self, connector: Connector, ip: str, port: int, factory: Callable[[], P]) -> None:
+    def __init__(
+        self, connector: Connector, ip: str, port: int, factory: Callable[[], P], admitted: bool = False
+    ) -> None:
         self._connector = connector
         self._ip = ip
         self._port = port
         self._factory = factory
+        self._admitted = admitted
         self._transport: asyncio.BaseTransport | None = None
 
     async def __aenter__(self) -> P:
         connector = self._connector
-        if not connector.hosts.try_acquire(self._ip):
-            await connector.hosts.acquire(self._ip)
+        if not self._admitted:
+            await connector.admit(self._ip)
         try:
-            if connector.rate.interval:
-                await connector.rate.wait()
             transport, protocol = await self._connect(asyncio.get_running_loop(), connector.timeout)
         except BaseException:
             connector.hosts.release(self._ip)
@@ -184,8 +213,9 @@ class _TlsOpening(_Opening[P]):
         factory: Callable[[], P],
         context: _ssl.SSLContext,
         server_hostname: str | None,
+        admitted: bool = False,
     ) -> None:
-        super().__init__(connector, ip, port, factory)
+        super().__init__(connector, ip, port, factory, admitted)
         self._context = context
         self._server_hostname = server_hostname
 

@@ -63,6 +63,7 @@ async def scan_endpoint(
         result = await scan_plain_dicom(ip, port, ctx, hostname, timestamp)
         if result.status is Status.SUCCESS or result.status in _CLOSED:
             return result  # the sweep's common cases: nothing more to try
+        started = time.monotonic() - result.elapsed_ms / 1000  # its turn, not its place in a queue
         # Loaded on first use: the TLS and HTTP stacks (cryptography, httpx) are a third of the
         # start-up time, and most scans never need them.
         from pacsaudit.probes.dicom_tls import answered_like_tls, merge_tls_result, probe_dicom_over_tls
@@ -91,12 +92,18 @@ async def scan_plain_dicom(
     connected = False
     settings = ctx.settings
     loop = asyncio.get_running_loop()
+    stranger = random_ae_titles()
+    factory = ctx.first_contact(stranger, loop)
+    # The deadline starts when the endpoint's turn comes: waiting behind `--rate` or the
+    # per-host cap says nothing about the peer, and a queued endpoint must not "time out"
+    # without a packet sent.
+    await ctx.connector.admit(ip)
+    started = time.monotonic()  # elapsed, like the deadline, from the endpoint's turn on
     deadline = Expiry(
         loop, loop.time() + settings.deadline + (settings.census_time if settings.census else 0.0)
     )
-    stranger = random_ae_titles()
     try:
-        async with ctx.connector.open(ip, port, ctx.first_contact(stranger, loop)) as conn:
+        async with ctx.connector.open(ip, port, factory, admitted=True) as conn:
             connected = True
             await probe_dicom(conn, ip, port, ctx, block, stranger)
     except ConnectFailedError as exc:
