@@ -202,7 +202,7 @@ class FirstContact(PduTransport):
         # the frames that raised it (`data_received`'s holds the chunk just read). A stored
         # exception's traceback makes a reference cycle with this protocol, and cycles wait
         # for the garbage collector, which runs rarely during a scan (`engine/runner.py`).
-        exc.__traceback__ = exc.__context__ = None
+        exc.__traceback__ = exc.__context__ = exc.__cause__ = None
         self._buffer = bytearray()
         if step == _ASSOCIATING:
             if not self.finished.done():
