@@ -70,6 +70,10 @@ class Connector:
         self.rate = RateLimiter(rate)
         self.hosts = HostLimiter(per_host)
 
+    def try_admit(self, ip: str) -> bool:
+        """`admit` when nothing has to wait (a free host slot, no rate limit): no coroutine."""
+        return not self.rate.interval and self.hosts.try_acquire(ip)
+
     async def admit(self, ip: str) -> None:
         """Wait for what one connection to `ip` needs first: a host slot, then a rate slot.
 
@@ -165,7 +169,7 @@ class _Opening(Generic[P]):
 
     async def __aenter__(self) -> P:
         connector = self._connector
-        if not self._admitted:
+        if not self._admitted and not connector.try_admit(self._ip):
             await connector.admit(self._ip)
         try:
             transport, protocol = await self._connect(asyncio.get_running_loop(), connector.timeout)

@@ -97,7 +97,8 @@ async def scan_plain_dicom(
     # The deadline starts when the endpoint's turn comes: waiting behind `--rate` or the
     # per-host cap says nothing about the peer, and a queued endpoint must not "time out"
     # without a packet sent.
-    await ctx.connector.admit(ip)
+    if not ctx.connector.try_admit(ip):
+        await ctx.connector.admit(ip)
     started = time.monotonic()  # elapsed, like the deadline, from the endpoint's turn on
     deadline = Expiry(
         loop, loop.time() + settings.deadline + (settings.census_time if settings.census else 0.0)
