@@ -1,14 +1,16 @@
-"""pacsaudit: an auditor for exposed medical-image archives (DICOM, DICOMweb, PACS viewers)."""
+"""pacsaudit: an auditor for exposed medical-image archives (DICOM, DICOMweb, PACS viewers).
 
-import os
+The names below load on first use: `import pacsaudit` builds no pydantic model, so the CLI can
+set up pydantic (`pacsaudit.cli`) before any model exists.
+"""
 
-# pydantic searches every installed distribution's entry points for plugins the first time a
-# model is built: tens of milliseconds of each start, for plugins pacsaudit does not use.
-# A user's own setting wins.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+import typing as _typing
 
-from pacsaudit.config import ScanSettings, load_settings
-from pacsaudit.model import DicomBlock, EndpointResult, RejectInfo, Status
+from pacsaudit.lazy import lazy_exports as _lazy_exports
+
+if _typing.TYPE_CHECKING:
+    from pacsaudit.config import ScanSettings, load_settings
+    from pacsaudit.model import DicomBlock, EndpointResult, RejectInfo, Status
 
 __version__ = "0.1.0"
 
@@ -21,3 +23,10 @@ __all__ = [
     "__version__",
     "load_settings",
 ]
+
+_LAZY = {
+    **dict.fromkeys(("ScanSettings", "load_settings"), "pacsaudit.config"),
+    **dict.fromkeys(("DicomBlock", "EndpointResult", "RejectInfo", "Status"), "pacsaudit.model"),
+}
+
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals())

@@ -9,7 +9,7 @@ data and the cost model load on first use, so a scan does not pay for them at st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pacsaudit.assessment.attribution import (
     AttributionError,
@@ -18,6 +18,7 @@ from pacsaudit.assessment.attribution import (
     attributed,
     owner_label,
 )
+from pacsaudit.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pacsaudit.assessment.cost import (
@@ -78,13 +79,4 @@ _LAZY = {
     "exposed_shapes": "pacsaudit.assessment.dicom_rules",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -9,8 +9,9 @@ The names that need SQLAlchemy load on first use, so a scan without history neve
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pacsaudit.lazy import lazy_exports
 from pacsaudit.storage.progress import LowWaterMark
 from pacsaudit.storage.states import DEFAULT_URL, ScanState, StorageError
 
@@ -35,13 +36,4 @@ _LAZY = {
     "ScanStore": "pacsaudit.storage.store",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
