@@ -91,6 +91,11 @@ class ScanSettings(BaseModel):
     cost_per_ssn_record: float | None = Field(default=None, ge=0)
     """Reports' cost estimate: cost per exposed record with an SSN-shaped identifier."""
 
+    @property
+    def endpoint_budget(self) -> float:
+        """Seconds all the work on one endpoint may take: the deadline, plus the census's time."""
+        return self.deadline + (self.census_time if self.census else 0.0)
+
     @field_validator("calling_ae")
     @classmethod
     def _valid_calling(cls, value: str) -> str:

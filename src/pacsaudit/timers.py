@@ -106,7 +106,7 @@ class Expiry:
     it came from elsewhere (a Ctrl-C, a caller's own limit) and must propagate.
     """
 
-    __slots__ = ("_cancelling", "_slot", "_task", "_wheel", "expired")
+    __slots__ = ("_cancelling", "_expired", "_slot", "_task", "_wheel")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         task = asyncio.current_task(loop)
@@ -114,14 +114,14 @@ class Expiry:
             raise RuntimeError("Expiry must be used inside a task")
         self._task: asyncio.Task[object] | None = task
         self._cancelling = task.cancelling()
-        self.expired = False
+        self._expired = False
         self._wheel = wheel_of(loop)
         self._slot: int | None = self._wheel.schedule(self, when, self._fire)
 
     def _fire(self) -> None:
         self._slot = None
         if self._task is not None:
-            self.expired = True
+            self._expired = True
             self._task.cancel()
 
     def disarm(self) -> bool:
@@ -130,7 +130,7 @@ class Expiry:
             self._wheel.cancel(self, self._slot)
             self._slot = None
         task, self._task = self._task, None  # nothing kept alive once done with
-        if not self.expired or task is None:
+        if not self._expired or task is None:
             return False
         return task.uncancel() <= self._cancelling
 

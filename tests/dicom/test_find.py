@@ -67,6 +67,8 @@ from pacsaudit.dicom.pdu import (
 from pacsaudit.dicom.reader import PduLimits
 from pacsaudit.dicom.transport import PduTransport
 
+from .fakes import RecordingTransport
+
 # Golden bytes: implicit VR little endian command sets (tag, 4-byte length, value).
 
 C_FIND_RQ_7 = bytes.fromhex(
@@ -229,7 +231,7 @@ def match(n: int) -> bytes:
 Responder = Callable[["Peer", Message], None]
 
 
-class Peer(asyncio.Transport):
+class Peer(RecordingTransport):
     """The far end: parses what pacsaudit writes into DIMSE messages and lets `respond` answer."""
 
     def __init__(self, respond: Responder) -> None:
@@ -239,7 +241,6 @@ class Peer(asyncio.Transport):
         self.received: list[Message] = []
         self.raw: list[bytes] = []
         self.queue: list[bytes] = []
-        self.closing = False
         self.cancelled = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -269,15 +270,6 @@ class Peer(asyncio.Transport):
         if self.queue and not self.closing and self.protocol is not None:
             self.protocol.data_received(self.queue.pop(0))
             asyncio.get_running_loop().call_soon(self._deliver)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
 
 
 def _association(peer: Peer, *, accepted: dict[int, tuple[int, str | None]] | None = None) -> Association:

@@ -12,33 +12,9 @@ from pacsaudit.dicom.constants import IMPLEMENTATION_CLASS_UID, IMPLICIT_VR_LE, 
 from pacsaudit.dicom.pdu import PresentationDataValue, encode_associate_request, encode_p_data
 from pacsaudit.lab.simulator import encode_accept, encode_echo_response
 
+from .fakes import RecordingTransport
+
 RELEASE_RP = bytes.fromhex("0600 0000 0004 0000 0000")
-
-
-class _Wire:
-    """Stands in for the socket: keeps what the client wrote."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 def _request() -> AssociateRequest:
@@ -66,8 +42,8 @@ async def _play(answers: list[bytes]) -> fc.FirstContact:
     loop = asyncio.get_running_loop()
     request = _request()
     contact = fc.FirstContact(PduLimits(), 5.0, request, loop, echo_and_release=True)
-    wire = _Wire()
-    contact.connection_made(wire)  # type: ignore[arg-type]
+    wire = RecordingTransport()
+    contact.connection_made(wire)
     accept = encode_accept(encode_associate_request(request))
     for chunk in [accept, *answers, RELEASE_RP]:
         contact.data_received(chunk)
@@ -116,13 +92,13 @@ def test_a_failed_exchange_keeps_neither_its_bytes_nor_the_frames_that_raised() 
     async def go() -> tuple[fc.FirstContact, fc.FirstContact, BaseException]:
         loop = asyncio.get_running_loop()
         echoing = fc.FirstContact(PduLimits(), 5.0, _request(), loop, echo_and_release=True)
-        echoing.connection_made(_Wire())  # type: ignore[arg-type]
+        echoing.connection_made(RecordingTransport())
         echoing.data_received(encode_accept(encode_associate_request(_request())))
         wrong = _echo_pdus(0x0000, message_id=7)[0]  # answers another message: the echo fails
         echoing.data_received(wrong + b"\x00" * 60_000)
         await asyncio.wait_for(echoing.finished, 1.0)
         associating = fc.FirstContact(PduLimits(), 5.0, _request(), loop, echo_and_release=True)
-        associating.connection_made(_Wire())  # type: ignore[arg-type]
+        associating.connection_made(RecordingTransport())
         associating.data_received(bytes.fromhex("05 00 00000004 0000 0000") + b"\x00" * 60_000)
         try:
             await associating.finished

@@ -13,37 +13,13 @@ from pacsaudit.dicom.pdu import DicomProtocolError
 from pacsaudit.dicom.reader import NotDicomError, Pdu, PduLimits, PeerClosedError
 from pacsaudit.dicom.transport import PduTransport
 
-
-class _FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.closing = False
-        self.written = b""
-        self.paused = False
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += bytes(data)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
+from .fakes import RecordingTransport
 
 
 def _read(*chunks: bytes, limits: PduLimits | None = None, eof: bool = True, timeout: float = 1.0) -> Pdu:
     async def go() -> Pdu:
         proto = PduTransport(limits or PduLimits(), read_timeout=timeout)
-        proto.connection_made(_FakeTransport())
+        proto.connection_made(RecordingTransport())
         loop = asyncio.get_running_loop()
         for i, chunk in enumerate(chunks):
             loop.call_later(0.001 * (i + 1), proto.data_received, chunk)
@@ -114,7 +90,7 @@ def test_silent_close_is_peer_closed() -> None:
 def test_reset_is_a_connection_reset() -> None:
     async def go() -> Pdu:
         proto = PduTransport(PduLimits(), read_timeout=1.0)
-        proto.connection_made(_FakeTransport())
+        proto.connection_made(RecordingTransport())
         asyncio.get_running_loop().call_soon(proto.connection_lost, ConnectionResetError(104, "reset"))
         return await proto.read_pdu()
 
@@ -134,7 +110,7 @@ def test_reading_pauses_past_the_high_water_mark_and_resumes_when_consumed() -> 
 
     async def go() -> tuple[bool, int, bool, int]:
         proto = PduTransport(limits, read_timeout=1.0)
-        transport = _FakeTransport()
+        transport = RecordingTransport()
         proto.connection_made(transport)
         for _ in range(200):
             proto.data_received(pdu)

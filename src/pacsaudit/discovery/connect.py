@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import errno
 import ssl as _ssl
 from collections.abc import Callable
@@ -69,6 +70,8 @@ class Connector:
         self.timeout = timeout
         self.rate = RateLimiter(rate)
         self.hosts = HostLimiter(per_host)
+        self._tls: tuple[_ssl.SSLContext, str | None] | None = None
+        """Set by `over_tls`: every connection wrapped in TLS with this context and SNI."""
 
     def try_admit(self, ip: str) -> bool:
         """`admit` when nothing has to wait (a free host slot, no rate limit): no coroutine."""
@@ -110,6 +113,9 @@ class Connector:
         Raises `ConnectFailedError` with the status when there is no connection, its subclass
         `TlsHandshakeError` when TCP connected but the handshake failed.
         """
+        if self._tls is not None:
+            context, name = self._tls
+            ssl, server_hostname = ssl or context, server_hostname or name
         if ssl is None:
             return _Opening(self, ip, port, protocol_factory, admitted)
         return _TlsOpening(self, ip, port, protocol_factory, ssl, server_hostname, admitted)
@@ -120,36 +126,9 @@ class Connector:
         Lets a probe that opens its own follow-up connections (the AE-title search) run inside
         TLS unchanged.
         """
-        return _TlsConnector(self, context, server_hostname)
-
-
-class _TlsConnector(Connector):
-    def __init__(self, base: Connector, context: _ssl.SSLContext, server_hostname: str | None) -> None:
-        self.timeout = base.timeout
-        self.rate = base.rate
-        self.hosts = base.hosts
-        self._context = context
-        self._server_hostname = server_hostname
-
-    def open(
-        self,
-        ip: str,
-        port: int,
-        protocol_factory: Callable[[], P],
-        ssl: _ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        *,
-        admitted: bool = False,
-    ) -> _Opening[P]:
-        return _TlsOpening(
-            self,
-            ip,
-            port,
-            protocol_factory,
-            ssl or self._context,
-            server_hostname or self._server_hostname,
-            admitted,
-        )
+        wrapped = copy.copy(self)  # the same timeout, rate and host limits
+        wrapped._tls = (context, server_hostname)
+        return wrapped
 
 
 class _Opening(Generic[P]):

@@ -84,7 +84,6 @@ async def scan_plain_dicom(
 ) -> EndpointResult:
     """Plain DICOM only (no TLS or HTTP retry): the stranger test on the discovery connection,
     then whatever it leads to."""
-    started = time.monotonic()
     timestamp = timestamp or utc_now()
     block = DicomBlock()
     status = Status.SUCCESS
@@ -100,9 +99,7 @@ async def scan_plain_dicom(
     if not ctx.connector.try_admit(ip):
         await ctx.connector.admit(ip)
     started = time.monotonic()  # elapsed, like the deadline, from the endpoint's turn on
-    deadline = Expiry(
-        loop, loop.time() + settings.deadline + (settings.census_time if settings.census else 0.0)
-    )
+    deadline = Expiry(loop, loop.time() + settings.endpoint_budget)
     try:
         async with ctx.connector.open(ip, port, factory, admitted=True) as conn:
             connected = True
@@ -139,7 +136,7 @@ def _remaining(ctx: DicomProbeContext, started: float) -> DicomProbeContext | No
     finding the service and counting, as the whole budget was.
     """
     settings = ctx.settings
-    total = settings.deadline + (settings.census_time if settings.census else 0.0)
+    total = settings.endpoint_budget
     left = total - (time.monotonic() - started)
     if left < min(settings.timeout, 0.5):
         return None

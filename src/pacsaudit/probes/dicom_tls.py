@@ -108,7 +108,7 @@ async def probe_dicom_over_tls(
     block = DicomBlock()
     handshaken = False
     status, error = Status.SUCCESS, None
-    deadline = asyncio.timeout(settings.deadline + (settings.census_time if settings.census else 0.0))
+    deadline = asyncio.timeout(settings.endpoint_budget)
     started = time.monotonic()
     try:
         async with deadline, tls_ctx.connector.open(ip, port, tls_ctx.transport) as conn:

@@ -258,7 +258,7 @@ async def probe_http(
     block = HttpBlock(scheme="https" if tls else "http", tls_verified=False if tls else None)
     http: BoundedHttp | None = None
     session: _Session | None = None
-    total = settings.deadline + (settings.census_time if settings.census else 0.0)
+    total = settings.endpoint_budget
     try:
         async with asyncio.timeout(total):
             http = BoundedHttp(ip, port, tls=tls, settings=settings, hostname=hostname, transport=transport)
