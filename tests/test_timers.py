@@ -113,6 +113,27 @@ def test_expiry_turns_its_own_cancellation_into_a_timeout(kind: str) -> None:
     assert 0.1 <= took < 0.1 + 3 * RESOLUTION
 
 
+@pytest.mark.parametrize("kind", sorted(LOOPS))
+def test_a_postponed_expiry_fires_at_its_new_time_and_never_earlier(kind: str) -> None:
+    """The endpoint's one limit: armed for the connect, moved to the deadline once connected."""
+
+    async def go() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        expiry = Expiry(loop, start + 0.1)
+        expiry.postpone(start + 0.35)
+        expiry.postpone(start + 0.2)  # a limit only moves later
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError as exc:
+            return expiry.caused(exc), loop.time() - start
+        return False, loop.time() - start
+
+    ours, took = _run(kind, go())
+    assert ours
+    assert 0.35 <= took < 0.35 + 3 * RESOLUTION
+
+
 def test_expiry_lets_someone_elses_cancellation_through() -> None:
     async def victim(expiry_box: list[Expiry]) -> None:
         loop = asyncio.get_running_loop()

@@ -139,8 +139,7 @@ static void putle32(uint8_t *p, uint32_t v) {
 }
 
 static void conn_close(struct conn *c) {
-    epoll_ctl(g_epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+    close(c->fd); /* the only descriptor of its socket: closing it leaves the epoll set too */
     g_conns[c->fd] = NULL;
     free(c->in);
     free(c);
@@ -487,49 +486,46 @@ static int conn_readable(struct conn *c) {
         c->in_len += (size_t)r;
         if (process_input(c) < 0) return -1;
         if (c->state == ST_CLOSING) return 0;
+        /* A short read drained the socket: epoll (level-triggered) reports the next bytes, so
+           no read that can only say EAGAIN. */
+        if ((size_t)r < room) return 0;
     }
     return 0;
 }
 
+/* One connection per readiness: the listener is level-triggered, so a second waiting client is
+   reported by the next epoll_wait, and no accept has to come back with EAGAIN. */
 static void accept_on(int lfd, enum mode mode) {
-    for (int i = 0; i < 64; i++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if ((errno == EMFILE || errno == ENFILE) && g_reserve_fd >= 0) {
-                /* Out of descriptors: accept and shed one so the listener does not spin. */
-                close(g_reserve_fd);
-                int shed = accept(lfd, NULL, NULL);
-                if (shed >= 0) close(shed);
-                g_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                g_stats.dropped++;
-            }
-            return;
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if ((errno == EMFILE || errno == ENFILE) && g_reserve_fd >= 0) {
+            /* Out of descriptors: accept and shed one so the listener does not spin. */
+            close(g_reserve_fd);
+            int shed = accept(lfd, NULL, NULL);
+            if (shed >= 0) close(shed);
+            g_reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            g_stats.dropped++;
         }
-        if (fd >= g_fd_cap) {
-            close(fd);
-            continue;
-        }
-        struct conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        c->fd = fd;
-        c->mode = mode;
-        c->state = ST_AWAIT_RQ;
-        c->last_active = time(NULL);
-        g_conns[fd] = c;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
-        if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            g_conns[fd] = NULL;
-            close(fd);
-            free(c);
-            continue;
-        }
-        g_stats.accepted[mode]++;
+        return;
     }
+    struct conn *c = fd < g_fd_cap ? calloc(1, sizeof *c) : NULL;
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->fd = fd; /* TCP_NODELAY comes from the listener (Linux copies it to accepted sockets) */
+    c->mode = mode;
+    c->state = ST_AWAIT_RQ;
+    c->last_active = time(NULL);
+    g_conns[fd] = c;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
+    if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        g_conns[fd] = NULL;
+        close(fd);
+        free(c);
+        return;
+    }
+    g_stats.accepted[mode]++;
 }
 
 static int parse_mode(const char *s, size_t n, enum mode *out) {
@@ -671,6 +667,7 @@ int main(int argc, char **argv) {
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct sockaddr_in sin;
         memset(&sin, 0, sizeof sin);
         sin.sin_family = AF_INET;

@@ -1,6 +1,8 @@
-"""The `pacsaudit` command."""
+"""The `pacsaudit` command.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Typer reads every command's annotations at each
+start, and evaluating them as strings there cost more than evaluating them once at import.
+"""
 
 import functools
 import json
@@ -44,7 +46,7 @@ app = typer.Typer(
 
 
 @functools.cache
-def err() -> Console:
+def err() -> "Console":
     """Standard error as a rich Console, made on first use: a quiet scan never loads rich."""
     from rich.console import Console
 
@@ -191,7 +193,7 @@ def _check_asn_database(path: Path | None) -> None:
         raise _fail(str(exc)) from None
 
 
-def _open_store(url: str) -> ScanStore:
+def _open_store(url: str) -> "ScanStore":
     """The scan history (imported here: a scan with `--no-db` never loads SQLAlchemy)."""
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -106,7 +106,7 @@ class Expiry:
     it came from elsewhere (a Ctrl-C, a caller's own limit) and must propagate.
     """
 
-    __slots__ = ("_cancelling", "_expired", "_slot", "_task", "_wheel")
+    __slots__ = ("_cancelling", "_expired", "_loop", "_slot", "_task", "_wheel", "_when")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         task = asyncio.current_task(loop)
@@ -115,14 +115,28 @@ class Expiry:
         self._task: asyncio.Task[object] | None = task
         self._cancelling = task.cancelling()
         self._expired = False
+        self._loop = loop
+        self._when = when
         self._wheel = wheel_of(loop)
         self._slot: int | None = self._wheel.schedule(self, when, self._fire)
 
+    def postpone(self, when: float) -> None:
+        """Move the limit to a later loop time `when` (one limit for a connect, then the rest).
+
+        Nothing is rescheduled now: when the entry comes due early, it is set again for what
+        is left, so a limit disarmed before its first time costs no more for having moved.
+        """
+        self._when = max(self._when, when)
+
     def _fire(self) -> None:
         self._slot = None
-        if self._task is not None:
-            self._expired = True
-            self._task.cancel()
+        if self._task is None:
+            return
+        if self._loop.time() < self._when:  # postponed since it was set
+            self._slot = self._wheel.schedule(self, self._when, self._fire)
+            return
+        self._expired = True
+        self._task.cancel()
 
     def disarm(self) -> bool:
         """Stop the limit; True when it had already fired (its cancellation is then taken back)."""

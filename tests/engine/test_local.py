@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import time
+
+import pytest
 
 from pacsaudit.config import ScanSettings
 from pacsaudit.engine import run_scan
@@ -67,3 +72,69 @@ def test_hostname_is_resolved_then_checked_against_exclusions() -> None:
     assert [(r.hostname, r.dicom is not None and r.dicom.detected) for r in results] == [("localhost", True)]
     results, seen = asyncio.run(go(ExclusionList.from_specs(["127.0.0.0/8", "::1"])))
     assert results == [] and seen == 1000, "resolved into an excluded range: counted, never contacted"
+
+
+def test_a_sweep_leaves_no_reference_cycles_behind() -> None:
+    """Each accepted endpoint's protocol, transport and association go by reference counting:
+    the scan's garbage collections are rare (engine/runner.py), so cycles would pile up."""
+    import gc
+
+    from pacsaudit.engine.runner import run
+    from pacsaudit.lab.fleet import many_members, start_fleet_in_thread
+
+    with start_fleet_in_thread(many_members(PacsPolicy(), 30, base="127.93.0.1")):
+        settings = ScanSettings(ports=[11112], rate=0, timeout=5, deadline=5, ae_dictionary=False)
+        results: list[EndpointResult] = []
+        gc.collect()
+        gc.disable()
+        try:
+            run(run_scan(TargetStream(["127.93.0.1-30"], [11112]), settings, results.append))
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            kinds = {type(o).__name__ for o in gc.garbage}
+            left = sorted(kinds & {"FirstContact", "Association", "TCPTransport"})
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert [r.dicom.echo for r in results if r.dicom] == [True] * 30
+    assert left == []
+
+
+def _unanswered_listener() -> tuple[socket.socket, list[socket.socket]]:
+    """A loopback port whose accept queue is full: the kernel drops further SYNs, so a connect
+    to it never completes (a filtered port, without leaving loopback)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    queued = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(listener.getsockname())
+        queued.append(filler)
+    return listener, queued
+
+
+@pytest.mark.parametrize(
+    ("timeout", "deadline", "error"),
+    [(0.4, 5.0, "TCP connect timed out"), (3.0, 0.4, "endpoint deadline reached")],
+)
+def test_a_connect_that_never_completes_ends_at_the_sooner_limit(
+    timeout: float, deadline: float, error: str
+) -> None:
+    listener, queued = _unanswered_listener()
+    port = listener.getsockname()[1]
+    settings = ScanSettings(ports=[port], rate=0, timeout=timeout, deadline=deadline, emit_all=True)
+    try:
+        results: list[EndpointResult] = []
+        started = time.monotonic()
+        asyncio.run(run_scan(TargetStream(["127.0.0.1"], [port]), settings, results.append))
+        took = time.monotonic() - started
+    finally:
+        for sock in (listener, *queued):
+            sock.close()
+    [result] = results
+    assert (result.status, result.error, result.dicom) == ("connection-timeout", error, None)
+    assert 0.4 <= took < 0.4 + 0.5

@@ -374,3 +374,80 @@ def test_a_bad_line_still_fails_in_the_shard_that_owns_it(tmp_path: Path) -> Non
             failures += 1
             assert "line 2" in str(exc)
     assert failures == 1
+
+
+def _plain_listing(path: Path, count: int) -> list[str]:
+    """A masscan-style list of `count` addresses, one a line: several 64 KB blocks when long."""
+    addresses = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(count)]
+    path.write_text("\n".join(addresses) + "\n")
+    return addresses
+
+
+def test_a_long_plain_list_streams_as_each_line_would_parse(tmp_path: Path) -> None:
+    # Given a plain list spanning several read blocks, scanned on two ports, two addresses excluded
+    listing = tmp_path / "targets.txt"
+    addresses = _plain_listing(listing, 20_000)
+    exclusions = ExclusionList.from_specs(["10.0.0.7", "10.0.78.32"])
+    stream = TargetStream([], [104, 11112], files=[listing], exclusions=exclusions)
+
+    whole = list(stream)
+
+    # Then every address comes with both ports, at its line's positions, the excluded ones left out
+    expected = [
+        Endpoint(2 * line + offset, address, port, None)
+        for line, address in enumerate(addresses)
+        if address not in ("10.0.0.7", "10.0.78.32")
+        for offset, port in enumerate((104, 11112))
+    ]
+    assert whole == expected
+    assert stream.estimated_total() == len(expected)
+    # And resuming anywhere (inside an address's ports, at block edges, past the end) is the tail
+    for start in (0, 1, 15, 16, 17, 2 * 6000 + 1, 2 * 19_999 + 1, 2 * 20_000, 2 * 20_000 + 5):
+        assert list(stream.iter_from(start)) == [e for e in whole if e.position >= start], start
+    # And the shards partition it by address
+    for count in (2, 3):
+        shards = [list(stream.shard(index, count)) for index in range(count)]
+        assert sorted(ep for shard in shards for ep in shard) == whole
+        assert all(shard_of(ep, count) == index for index, shard in enumerate(shards) for ep in shard)
+
+
+def test_words_that_only_look_like_plain_addresses_fail_on_their_own_line(tmp_path: Path) -> None:
+    # Given long lists whose one bad word sits in a later read block: non-canonical quads and
+    # digit strings `inet_aton` would take (octal, short forms), and an out-of-range octet
+    for bad in ("010.0.0.1", "10.1", "10.0.0.256", "1.2.3.4.5", "4294967295"):
+        listing = tmp_path / "targets.txt"
+        addresses = _plain_listing(listing, 12_000)
+        listing.write_text("\n".join([*addresses[:9_000], bad, *addresses[9_000:]]) + "\n")
+        stream = TargetStream([], [104], files=[listing])
+
+        # Then the check before scanning, and the worker that owns the word, name its line
+        with pytest.raises(TargetSpecError, match=f"line 9001: '{bad}'"):
+            stream.estimated_total()
+        failures = 0
+        for index in range(2):
+            try:
+                list(stream.shard(index, 2))
+            except TargetSpecError as exc:
+                failures += 1
+                assert "line 9001" in str(exc)
+        assert failures == 1
+
+
+def test_a_block_without_comments_may_still_hold_any_kind_of_spec(tmp_path: Path) -> None:
+    listing = tmp_path / "targets.txt"
+    listing.write_text("10.0.0.9\n10.0.1.0/31 pacs.example.org\n10.0.2.1-2\n[::1]:104\n10.0.3.3:4242\n")
+    stream = TargetStream([], [11112], files=[listing])
+
+    assert pairs(stream) == [
+        ("10.0.0.9", 11112),
+        ("10.0.1.0", 11112),
+        ("10.0.1.1", 11112),
+        ("pacs.example.org", 11112),
+        ("10.0.2.1", 11112),
+        ("10.0.2.2", 11112),
+        ("::1", 104),
+        ("10.0.3.3", 4242),
+    ]
+    assert stream.estimated_total() == 8
+    shards = [list(stream.shard(index, 2)) for index in range(2)]
+    assert sorted(ep for shard in shards for ep in shard) == sorted(stream)

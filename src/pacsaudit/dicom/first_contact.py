@@ -71,7 +71,8 @@ class FirstContact(PduTransport):
     `request` must propose Verification as presentation context 1 when `echo_and_release` is
     set; `loop` is the running loop. Await `finished`: it raises what `request_association`
     would raise (the association failed: timeout, not DICOM, a broken PDU...); otherwise
-    `reply` holds the answer and, when the association was accepted, `association`, `echo`
+    `reply` holds the answer and, when the association was accepted, `association` (hand it
+    over with `take_association`), `echo`
     (the C-ECHO-RSP status, None when Verification was not accepted or the echo failed) and
     `echo_error` (why the echo failed); any answer to the A-RELEASE-RQ ends the script, as
     `Association.release` takes it. Without `echo_and_release` it stops after the
@@ -118,6 +119,16 @@ class FirstContact(PduTransport):
         self._timer: int | None = None
         """The wheel slot of the step's read timeout, while one is set."""
         self._step_deadline = 0.0
+
+    def take_association(self) -> Association | None:
+        """The accepted association, handed over once the script is done (`finished`).
+
+        This protocol then no longer holds it: the association holds the protocol, and the
+        pair would otherwise live on as a reference cycle until a garbage collection, which
+        runs rarely during a scan (`engine/runner.py`).
+        """
+        association, self.association = self.association, None
+        return association
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)

@@ -75,6 +75,9 @@ class PduTransport(asyncio.Protocol):
         self._ended = True
         if exc is not None and self._lost is None:
             self._lost = exc
+        # The transport holds this protocol: without the cycle both go by reference counting,
+        # not at the next garbage collection (which runs rarely during a scan: engine/runner.py).
+        self._transport = None
         self._wake()
 
     # what probes use

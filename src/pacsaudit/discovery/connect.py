@@ -14,6 +14,7 @@ from pacsaudit.model import Status
 from pacsaudit.timers import Expiry
 
 __all__ = [
+    "CONNECT_TIMED_OUT",
     "ConnectFailedError",
     "Connector",
     "TlsHandshakeError",
@@ -23,6 +24,8 @@ __all__ = [
 
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+CONNECT_TIMED_OUT = "TCP connect timed out"
 
 
 class ConnectFailedError(Exception):
@@ -102,10 +105,14 @@ class Connector:
         server_hostname: str | None = None,
         *,
         admitted: bool = False,
+        caller_limits_connect: bool = False,
     ) -> _Opening[P]:
         """`async with connector.open(...) as protocol:` the connected protocol, closed on exit.
 
-        With `admitted`, the caller has already waited in `admit` for this connection.
+        With `admitted`, the caller has already waited in `admit` for this connection. With
+        `caller_limits_connect`, the caller's own `Expiry` (armed no later than `timeout` from
+        now) bounds the TCP connect: none is set here, and its cancellation reaches the caller,
+        which tells a connect timeout from its other limits itself.
 
         With `ssl`, the protocol is connected only once a TLS handshake (SNI `server_hostname`,
         none if `None`) has completed, inside the same host cap and rate, each phase bounded by
@@ -117,7 +124,7 @@ class Connector:
             context, name = self._tls
             ssl, server_hostname = ssl or context, server_hostname or name
         if ssl is None:
-            return _Opening(self, ip, port, protocol_factory, admitted)
+            return _Opening(self, ip, port, protocol_factory, admitted, caller_limits_connect)
         return _TlsOpening(self, ip, port, protocol_factory, ssl, server_hostname, admitted)
 
     def over_tls(self, context: _ssl.SSLContext, server_hostname: str | None = None) -> Connector:
@@ -134,16 +141,23 @@ class Connector:
 class _Opening(Generic[P]):
     """The async context manager of one connection (a class: the scan's hottest path)."""
 
-    __slots__ = ("_admitted", "_connector", "_factory", "_ip", "_port", "_transport")
+    __slots__ = ("_admitted", "_caller_limits", "_connector", "_factory", "_ip", "_port", "_transport")
 
     def __init__(
-        self, connector: Connector, ip: str, port: int, factory: Callable[[], P], admitted: bool = False
+        self,
+        connector: Connector,
+        ip: str,
+        port: int,
+        factory: Callable[[], P],
+        admitted: bool = False,
+        caller_limits: bool = False,
     ) -> None:
         self._connector = connector
         self._ip = ip
         self._port = port
         self._factory = factory
         self._admitted = admitted
+        self._caller_limits = caller_limits
         self._transport: asyncio.BaseTransport | None = None
 
     async def __aenter__(self) -> P:
@@ -161,16 +175,18 @@ class _Opening(Generic[P]):
     async def _connect(
         self, loop: asyncio.AbstractEventLoop, timeout: float
     ) -> tuple[asyncio.BaseTransport, P]:
-        expiry = Expiry(loop, loop.time() + timeout)
+        expiry = None if self._caller_limits else Expiry(loop, loop.time() + timeout)
         try:
             connected = await loop.create_connection(self._factory, self._ip, self._port)
         except BaseException as exc:
-            if expiry.caused(exc) or isinstance(exc, TimeoutError):  # ours, or the kernel's ETIMEDOUT
-                raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
+            ours = expiry is not None and expiry.caused(exc)
+            if ours or isinstance(exc, TimeoutError):  # ours, or the kernel's ETIMEDOUT
+                raise ConnectFailedError(Status.CONNECTION_TIMEOUT, CONNECT_TIMED_OUT) from None
             if isinstance(exc, OSError):
                 raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
             raise
-        expiry.disarm()
+        if expiry is not None:
+            expiry.disarm()
         return connected
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -221,7 +237,7 @@ class _TlsOpening(_Opening[P]):
             async with asyncio.timeout(timeout):
                 transport, _ = await loop.create_connection(asyncio.Protocol, self._ip, self._port)
         except TimeoutError:
-            raise ConnectFailedError(Status.CONNECTION_TIMEOUT, "TCP connect timed out") from None
+            raise ConnectFailedError(Status.CONNECTION_TIMEOUT, CONNECT_TIMED_OUT) from None
         except OSError as exc:
             raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
         protocol = self._factory()

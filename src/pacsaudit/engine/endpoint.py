@@ -12,7 +12,7 @@ import dataclasses
 import time
 
 from pacsaudit.config import DICOM_TLS_PORTS, ScanSettings
-from pacsaudit.discovery import ConnectFailedError
+from pacsaudit.discovery import CONNECT_TIMED_OUT, ConnectFailedError
 from pacsaudit.model import DicomBlock, EndpointResult, HttpBlock, Status
 from pacsaudit.probes.dicom_association import (
     DicomProbeContext,
@@ -99,22 +99,27 @@ async def scan_plain_dicom(
     if not ctx.connector.try_admit(ip):
         await ctx.connector.admit(ip)
     started = time.monotonic()  # elapsed, like the deadline, from the endpoint's turn on
-    deadline = Expiry(loop, loop.time() + settings.endpoint_budget)
+    # One limit for the whole endpoint: first the connect's (the sooner of the connect timeout
+    # and the deadline), then, once connected, the deadline's.
+    now = loop.time()
+    connect_by, deadline = now + settings.timeout, now + settings.endpoint_budget
+    limit = Expiry(loop, min(connect_by, deadline))
     try:
-        async with ctx.connector.open(ip, port, factory, admitted=True) as conn:
+        async with ctx.connector.open(ip, port, factory, admitted=True, caller_limits_connect=True) as conn:
             connected = True
+            limit.postpone(deadline)
             await probe_dicom(conn, ip, port, ctx, block, stranger)
     except ConnectFailedError as exc:
         status, error = exc.status, str(exc)
     except asyncio.CancelledError as exc:
-        if not deadline.caused(exc):
+        if not limit.caused(exc):
             raise
         status = Status.IO_TIMEOUT if connected else Status.CONNECTION_TIMEOUT
-        error = "endpoint deadline reached"
+        error = CONNECT_TIMED_OUT if not connected and connect_by < deadline else "endpoint deadline reached"
     except Exception as exc:  # errors are data: nothing a peer does may end the scan
         status, error = status_of_exception(exc)
     finally:
-        deadline.disarm()
+        limit.disarm()
     if connected:
         status, error = settle_dicom(block, status, error)
     return EndpointResult(

@@ -1,7 +1,7 @@
 """Run a stream of endpoints on this machine's event loop, in bounded memory.
 
-The producer takes a slot of the global concurrency before it pulls the next endpoint from
-the lazy stream, so at most `concurrency` endpoints are in flight whatever the target count.
+The producer waits for room below the global concurrency before it pulls the next endpoint
+from the lazy stream, so at most `concurrency` endpoints are in flight whatever the target count.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pacsaudit.config import ScanSettings
 from pacsaudit.discovery import Connector
 from pacsaudit.engine.endpoint import is_open, scan_endpoint, utc_now
 from pacsaudit.engine.recording import Recorder
-from pacsaudit.model import EndpointResult, Status
+from pacsaudit.model import EndpointResult, Status, assign
 from pacsaudit.probes.dicom_association import DicomProbeContext
 from pacsaudit.targets import Endpoint, ExclusionList
 
@@ -89,20 +89,20 @@ async def run_scan(
     ctx = DicomProbeContext.create(settings, connector)
     attributor = Attributor(settings.asn_database)  # one per process: it may hold the MMDB open
     totals = ScanTotals()
-    slots = asyncio.Semaphore(settings.concurrency)
+    concurrency = settings.concurrency
     loop = asyncio.get_running_loop()
     running: set[asyncio.Task[None]] = set()
+    room: list[asyncio.Future[None]] = []
+    """The producer's wait for a job to end, while `concurrency` are running."""
+
+    def out(result: EndpointResult) -> EndpointResult:
+        if result.attribution is None:
+            assign(result, {"attribution": attributor.attribute(result.ip)})
+        emit(result)
+        return result
 
     async def job(ep: Endpoint) -> None:
         emitted: EndpointResult | None = None
-
-        def out(result: EndpointResult) -> None:
-            nonlocal emitted
-            if result.attribution is None:
-                result.attribution = attributor.attribute(result.ip)
-            emitted = result
-            emit(result)
-
         try:
             ip = ep.ip
             if ip is None:
@@ -120,7 +120,7 @@ async def run_scan(
                     )
                     totals.add(result)
                     if settings.emit_all:
-                        out(result)
+                        emitted = out(result)
                     return
                 if exclusions is not None and exclusions.contains_ip(ip):
                     totals.excluded += 1
@@ -128,9 +128,8 @@ async def run_scan(
             result = await scan_endpoint(ip, ep.port, ctx, hostname=ep.hostname)
             totals.add(result)
             if settings.emit_all or is_open(result):
-                out(result)
+                emitted = out(result)
         finally:
-            slots.release()
             if recorder is not None and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 recorder.finished(ep.position, emitted)
             if on_done is not None:
@@ -142,12 +141,16 @@ async def run_scan(
         running.discard(task)
         if not task.cancelled() and task.exception() is not None:
             failures.append(task.exception())  # type: ignore[arg-type]
+        if room and not room[0].done():
+            room[0].set_result(None)
 
     try:
         for ep in endpoints:
+            while len(running) >= concurrency and not failures:
+                room[:] = [loop.create_future()]
+                await room[0]
             if failures:
                 break
-            await slots.acquire()
             if recorder is not None:
                 recorder.started(ep.position)
             task = loop.create_task(job(ep))

@@ -146,6 +146,7 @@ def execute(
                     store_url=url,
                     scan_id=scan_id,
                     on_mark=_mark_writer(store, scan_id),
+                    output_fd=writer.shared_descriptor(),
                 )
                 if store is not None and scan_id is not None:  # the shards each stored their results
                     store.write_batch(scan_id, [], low_water_mark=None, endpoints_done=totals.endpoints)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import stat
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -9,7 +12,7 @@ from typing import TextIO
 
 from pacsaudit.model import EndpointResult
 
-__all__ = ["JsonlWriter"]
+__all__ = ["JsonlWriter", "WholeLines"]
 
 
 class JsonlWriter:
@@ -34,6 +37,23 @@ class JsonlWriter:
             self._out.flush()
             self._pending = 0
 
+    def shared_descriptor(self) -> int | None:
+        """The output file's descriptor, switched to append mode, for worker processes to write
+        their own lines to (with `WholeLines`); None when it is not a regular file.
+
+        With O_APPEND each write() lands whole at the end of the file whoever makes it (on a local
+        file system), so the coordinator need not read every worker's lines to write them again.
+        Standard output and devices keep going through the coordinator.
+        """
+        if not self._own:
+            return None
+        self._out.flush()
+        fd = self._out.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
+        return fd
+
     def close(self) -> None:
         self._out.flush()
         if self._own:
@@ -46,3 +66,37 @@ class JsonlWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class WholeLines:
+    """Lines buffered and written to a descriptor in batches, each write() a run of whole lines.
+
+    A worker's output: to its pipe to the coordinator, or straight to a shared output file in
+    append mode, where whole-line writes from several processes never interleave mid-line.
+    """
+
+    def __init__(self, fd: int, *, batch: int = 1 << 16) -> None:
+        self._fd = fd
+        self._batch = batch
+        self._lines: list[str] = []
+        self._size = 0
+
+    def add(self, line: str) -> None:
+        """One serialised result, without its newline."""
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        data = memoryview(("\n".join(self._lines) + "\n").encode())
+        self._lines = []
+        self._size = 0
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self._fd)

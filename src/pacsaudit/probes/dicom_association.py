@@ -210,10 +210,10 @@ class _Search:
         self.stranger = stranger
         self.refused: set[tuple[str, str]] = set()
 
-    def first(self, conn: FirstContact) -> AssociationReply | None:
+    def first(self, conn: FirstContact, association: Association | None) -> AssociationReply | None:
         """What the stranger test that `conn` played on connecting (`conn.finished` is done) found;
         None when the session is not scripted and still has to run (`session`)."""
-        reply, association = conn.reply, conn.association
+        reply = conn.reply
         assert reply is not None
         self._answered(conn, reply, association, *self.stranger)
         if association is not None and not self.ctx.scripted_session:
@@ -222,11 +222,10 @@ class _Search:
             self._scripted_session(conn, association)
         return reply
 
-    async def session(self, conn: FirstContact) -> AssociationReply:
-        """The session probes over the association `conn` opened (not scripted)."""
-        assert conn.reply is not None and conn.association is not None
-        await self._session(conn.association)
-        return conn.reply
+    async def session(self, reply: AssociationReply, association: Association) -> AssociationReply:
+        """The session probes over the association the first contact opened (not scripted)."""
+        await self._session(association)
+        return reply
 
     async def attempt(self, called: str, calling: str, conn: PduTransport | None = None) -> AssociationReply:
         """One association request (on `conn`, or a new connection); runs the session if accepted."""
@@ -359,8 +358,13 @@ async def probe_dicom(
     if isinstance(conn, FirstContact):
         block.ae_attempts += 1  # counted before the answer, as `attempt` counts its own
         await conn.finished
-        first = search.first(conn)
-        reply = first if first is not None else await search.session(conn)
+        association = conn.take_association()
+        first = search.first(conn, association)
+        if first is not None:
+            reply = first
+        else:
+            assert conn.reply is not None and association is not None
+            reply = await search.session(conn.reply, association)
     else:
         reply = await search.attempt(*stranger, conn=conn)
     if reply.reject is not None and reply.reject.result == 2:

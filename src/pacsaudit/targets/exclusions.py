@@ -109,6 +109,15 @@ class ExclusionList:
         mapped = address.ipv4_mapped
         return self._v6.contains(int(address)) or (mapped is not None and self._v4.contains(int(mapped)))
 
+    @property
+    def has_ipv4(self) -> bool:
+        """Whether any IPv4 address is excluded (the stream skips `excludes_ipv4` when not)."""
+        return bool(self._v4.starts)
+
+    def excludes_ipv4(self, value: int) -> bool:
+        """`contains_ip` for an IPv4 address given as its integer (no parsing: the stream's check)."""
+        return self._v4.contains(value)
+
     def contains_hostname(self, name: str) -> bool:
         """Case-insensitive, and `host.` is the same name as `host`."""
         return _normalise(name) in self._hostnames

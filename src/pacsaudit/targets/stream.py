@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import NamedTuple
@@ -16,11 +16,13 @@ from typing import NamedTuple
 from pacsaudit.targets.exclusions import ExclusionList
 from pacsaudit.targets.specs import (
     HOSTNAME,
-    SKIPPED,
     STDIN,
     TargetSpec,
     TargetSpecError,
-    iter_file_specs,
+    WordBlock,
+    canonical_ipv4,
+    ipv4_value,
+    iter_file_entries,
     parse_spec,
 )
 
@@ -97,7 +99,22 @@ class TargetStream:
         """
         if STDIN in self._files:
             return None
-        return sum(self._allowed_count(spec) for spec in self._all_specs())
+        total = 0
+        width = len(self._ports)
+        excluded = self._exclusions.excludes_ipv4 if self._exclusions.has_ipv4 else None
+        for entry in self._entries():
+            if not isinstance(entry, WordBlock):
+                total += self._allowed_count(entry)
+            elif entry.plain and excluded is None:
+                total += len(entry.words) * width  # checked by the block's regular expression
+            else:
+                for word in entry.words:
+                    value = ipv4_value(word) if entry.plain else canonical_ipv4(word)
+                    if value is None:
+                        total += self._allowed_count(entry.parse(word))
+                    elif excluded is None or not excluded(value):
+                        total += width
+        return total
 
     def shard(self, index: int, count: int) -> Iterator[Endpoint]:
         """The endpoints that worker `index` of `count` owns (`shard_of`), positions unchanged.
@@ -106,25 +123,70 @@ class TargetStream:
         parsed: each worker reads the whole list, and parsing it all was a measurable share
         of a sweep's CPU. Such a word is its own address text, so the owner is the same.
         """
+        return self._iter_from(0, (index, count))
 
-        def foreign(word: str) -> bool:
-            return word.isascii() and word.replace(".", "").isdigit() and _key_shard(word, count) != index
-
-        return (ep for ep in self._iter_from(0, foreign) if shard_of(ep, count) == index)
-
-    def _iter_from(self, start: int, skip: Callable[[str], bool] | None = None) -> Iterator[Endpoint]:
+    def _iter_from(self, start: int, shard: tuple[int, int] | None = None) -> Iterator[Endpoint]:
         position = 0
-        for spec in self._all_specs(skip):
-            ports = self._ports_of(spec)
-            size = spec.address_count * len(ports)
-            if position + size > start and spec is not SKIPPED:
-                yield from self._expand(spec, ports, position, max(start - position, 0))
-            position += size
+        for entry in self._entries():
+            if not isinstance(entry, WordBlock):
+                position = yield from self._spec_endpoints(entry, position, start, shard)
+            elif entry.plain:
+                position = yield from self._plain_endpoints(entry.words, position, start, shard)
+            else:
+                for word in entry.words:
+                    if shard is not None and _foreign(word, shard):
+                        position += len(self._ports)  # its owner checks it (and the parent's count did)
+                        continue
+                    value = canonical_ipv4(word)
+                    spec = entry.parse(word) if value is None else TargetSpec(word, 4, value, value)
+                    position = yield from self._spec_endpoints(spec, position, start, shard)
 
-    def _all_specs(self, skip: Callable[[str], bool] | None = None) -> Iterator[TargetSpec]:
+    def _plain_endpoints(
+        self, words: list[str], position: int, start: int, shard: tuple[int, int] | None
+    ) -> Generator[Endpoint, None, int]:
+        """The endpoints of a plain block's addresses (nearly all of a sweep's list): each word is
+        its own address text; another shard's words cost a checksum, and a block wholly before
+        `start` costs nothing."""
+        ports = self._ports
+        width = len(ports)
+        end = position + len(words) * width
+        if end <= start:
+            return end
+        excluded = self._exclusions.excludes_ipv4 if self._exclusions.has_ipv4 else None
+        index, count = shard if shard is not None else (0, 1)
+        for word in words:
+            if position < start:
+                if start < position + width:  # resuming among this address's ports
+                    value = ipv4_value(word)
+                    yield from self._spec_endpoints(TargetSpec(word, 4, value, value), position, start, shard)
+            elif (count == 1 or _key_shard(word, count) == index) and (
+                excluded is None or not excluded(ipv4_value(word))
+            ):
+                for offset in range(width):
+                    yield Endpoint(position + offset, word, ports[offset], None)
+            position += width
+        return end
+
+    def _spec_endpoints(
+        self, spec: TargetSpec, position: int, start: int, shard: tuple[int, int] | None
+    ) -> Generator[Endpoint, None, int]:
+        """The endpoints of `spec`, whose first position is `position`, from `start` on and in
+        `shard`; returns the position after the spec."""
+        ports = self._ports_of(spec)
+        size = spec.address_count * len(ports)
+        if position + size > start:
+            endpoints = self._expand(spec, ports, position, max(start - position, 0))
+            if shard is None:
+                yield from endpoints
+            else:
+                index, count = shard
+                yield from (ep for ep in endpoints if shard_of(ep, count) == index)
+        return position + size
+
+    def _entries(self) -> Iterator[TargetSpec | WordBlock]:
         yield from self._specs
         for file in self._files:
-            yield from iter_file_specs(file, skip)
+            yield from iter_file_entries(file)
 
     def _ports_of(self, spec: TargetSpec) -> tuple[int, ...]:
         return self._ports if spec.port is None else (spec.port,)
@@ -164,6 +226,11 @@ def shard_of(endpoint: Endpoint, count: int) -> int:
 
 def _key_shard(key: str, count: int) -> int:
     return zlib.crc32(key.encode()) % count
+
+
+def _foreign(word: str, shard: tuple[int, int]) -> bool:
+    """A file word that is one IPv4 address (if valid at all) owned by another shard."""
+    return word.isascii() and word.replace(".", "").isdigit() and _key_shard(word, shard[1]) != shard[0]
 
 
 def _checked_ports(ports: Iterable[int]) -> tuple[int, ...]:
