@@ -116,21 +116,38 @@ def _item(item_type: int, body: bytes) -> bytes:
 
 def encode_associate_request(rq: AssociateRequest) -> bytes:
     """A-ASSOCIATE-RQ (PS3.8 9.3.2) with the application context, contexts and user information."""
-    items = _request_items(
+    head, tail = _request_frame(
         rq.contexts, rq.max_pdu_length, rq.implementation_class_uid, rq.implementation_version_name
     )
-    body = _PROTOCOL_VERSION + _ae_field(rq.called_ae) + _ae_field(rq.calling_ae) + _RESERVED_32 + items
-    return _HEADER.pack(PduType.ASSOCIATE_RQ, 0, len(body)) + body
+    return b"".join((head, _ae_field(rq.called_ae), _ae_field(rq.calling_ae), tail))
 
 
 @lru_cache(maxsize=64)
+def _request_frame(
+    contexts: tuple[PresentationContext, ...],
+    max_pdu_length: int,
+    implementation_class_uid: str,
+    implementation_version_name: str | None,
+) -> tuple[bytes, bytes]:
+    """Everything but the two AE titles, identical for every request of a scan: encoded once.
+
+    The titles are fixed-width fields, so the PDU's length does not depend on them: what comes
+    before them (header, protocol version, reserved) and after (reserved, items) is constant.
+    """
+    items = _RESERVED_32 + _request_items(
+        contexts, max_pdu_length, implementation_class_uid, implementation_version_name
+    )
+    length = len(_PROTOCOL_VERSION) + 32 + len(items)
+    return _HEADER.pack(PduType.ASSOCIATE_RQ, 0, length) + _PROTOCOL_VERSION, items
+
+
 def _request_items(
     contexts: tuple[PresentationContext, ...],
     max_pdu_length: int,
     implementation_class_uid: str,
     implementation_version_name: str | None,
 ) -> bytes:
-    """The variable items, identical for every request of a scan: encoded once."""
+    """The variable items: application context, presentation contexts, user information."""
     items = [_item(0x10, _uid(APPLICATION_CONTEXT))]
     for pc in contexts:
         sub = _item(0x30, _uid(pc.abstract_syntax)) + b"".join(

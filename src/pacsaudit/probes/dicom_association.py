@@ -251,8 +251,8 @@ class _Search:
         called: str,
         calling: str,
     ) -> None:
-        self.block.detected = True
         if association is None:
+            self.block.detected = True
             # Close now: some servers (Orthanc) serve the next association only after this one is gone.
             conn.close()
             if reply.reject is None or reply.reject.result != 2:  # "busy" says nothing about titles
@@ -265,6 +265,7 @@ class _Search:
         called0, calling0 = self.stranger
         found = identify(accept.implementation_class_uid, accept.implementation_version_name)
         fields: dict[str, Any] = {
+            "detected": True,
             "association": "accepted",
             "accepted_called_ae": called,
             "accepted_calling_ae": calling,
@@ -302,18 +303,18 @@ class _Search:
 
     def _scripted_session(self, conn: FirstContact, association: Association) -> None:
         """What `_session` would have recorded, from the C-ECHO and A-RELEASE `conn` already did."""
-        block = self.block
+        fields: dict[str, Any] = {}
         for probe in self.ctx.session_probes:
             if isinstance(probe, ServicesProbe):
-                probe.record(association, block)
+                fields.update(probe.fields(association))
         if association.accepted_context(VERIFICATION) is None:
-            return
-        if conn.echo_error is not None:
-            block.echo = False
+            pass
+        elif conn.echo_error is not None:
             status, message = status_of_exception(conn.echo_error)
-            block.status, block.error = status, f"{EchoProbe.name}: {message}"
+            fields.update(echo=False, status=status, error=f"{EchoProbe.name}: {message}")
         else:
-            block.echo = conn.echo == 0x0000
+            fields["echo"] = conn.echo == 0x0000
+        assign(self.block, fields)
 
     def plan(self, honest_calling: bool) -> Iterator[tuple[str, str]]:
         """Title pairs to try, one title varied at a time first, each phase with a share of the budget."""

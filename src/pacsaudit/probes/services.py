@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from pacsaudit.config import ScanSettings
 from pacsaudit.dicom import Association
@@ -52,9 +53,14 @@ class ServicesProbe:
     @staticmethod
     def record(association: Association, block: DicomBlock) -> None:
         """The matrix from the accepted contexts alone: no message is sent, so it cannot fail."""
+        assign(block, ServicesProbe.fields(association))
+
+    @staticmethod
+    def fields(association: Association) -> dict[str, Any]:
+        """What `record` sets, for a caller that sets it with other fields at once."""
         granted, evidence = _matrix(frozenset(association.accepted_abstract_syntaxes()))
         # New models each time: a census later upgrades the evidence of its own endpoint in place.
-        assign(block, {"services": Services(**granted), "services_evidence": ServiceEvidence(**evidence)})
+        return {"services": Services(**granted), "services_evidence": ServiceEvidence(**evidence)}
 
 
 @lru_cache(maxsize=256)
