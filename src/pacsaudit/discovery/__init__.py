@@ -5,6 +5,7 @@ from pacsaudit.discovery.connect import (
     ConnectFailedError,
     Connector,
     TlsHandshakeError,
+    connect_failure,
     status_of_os_error,
 )
 from pacsaudit.discovery.limits import HostLimiter, RateLimiter
@@ -16,5 +17,6 @@ __all__ = [
     "HostLimiter",
     "RateLimiter",
     "TlsHandshakeError",
+    "connect_failure",
     "status_of_os_error",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "ConnectFailedError",
     "Connector",
     "TlsHandshakeError",
+    "connect_failure",
     "status_of_lost_handshake",
     "status_of_os_error",
 ]
@@ -53,6 +54,13 @@ def status_of_os_error(exc: OSError) -> Status:
     if exc.errno == errno.ETIMEDOUT:
         return Status.CONNECTION_TIMEOUT
     return Status.UNKNOWN_ERROR
+
+
+def connect_failure(exc: OSError) -> ConnectFailedError:
+    """What a TCP connect that raised `exc` is reported as (the kernel's ETIMEDOUT included)."""
+    if isinstance(exc, TimeoutError):
+        return ConnectFailedError(Status.CONNECTION_TIMEOUT, CONNECT_TIMED_OUT)
+    return ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc))
 
 
 def status_of_lost_handshake(exc: OSError) -> Status:
@@ -105,14 +113,10 @@ class Connector:
         server_hostname: str | None = None,
         *,
         admitted: bool = False,
-        caller_limits_connect: bool = False,
     ) -> _Opening[P]:
         """`async with connector.open(...) as protocol:` the connected protocol, closed on exit.
 
-        With `admitted`, the caller has already waited in `admit` for this connection. With
-        `caller_limits_connect`, the caller's own `Expiry` (armed no later than `timeout` from
-        now) bounds the TCP connect: none is set here, and its cancellation reaches the caller,
-        which tells a connect timeout from its other limits itself.
+        With `admitted`, the caller has already waited in `admit` for this connection.
 
         With `ssl`, the protocol is connected only once a TLS handshake (SNI `server_hostname`,
         none if `None`) has completed, inside the same host cap and rate, each phase bounded by
@@ -124,7 +128,7 @@ class Connector:
             context, name = self._tls
             ssl, server_hostname = ssl or context, server_hostname or name
         if ssl is None:
-            return _Opening(self, ip, port, protocol_factory, admitted, caller_limits_connect)
+            return _Opening(self, ip, port, protocol_factory, admitted)
         return _TlsOpening(self, ip, port, protocol_factory, ssl, server_hostname, admitted)
 
     def over_tls(self, context: _ssl.SSLContext, server_hostname: str | None = None) -> Connector:
@@ -141,23 +145,16 @@ class Connector:
 class _Opening(Generic[P]):
     """The async context manager of one connection (a class: the scan's hottest path)."""
 
-    __slots__ = ("_admitted", "_caller_limits", "_connector", "_factory", "_ip", "_port", "_transport")
+    __slots__ = ("_admitted", "_connector", "_factory", "_ip", "_port", "_transport")
 
     def __init__(
-        self,
-        connector: Connector,
-        ip: str,
-        port: int,
-        factory: Callable[[], P],
-        admitted: bool = False,
-        caller_limits: bool = False,
+        self, connector: Connector, ip: str, port: int, factory: Callable[[], P], admitted: bool = False
     ) -> None:
         self._connector = connector
         self._ip = ip
         self._port = port
         self._factory = factory
         self._admitted = admitted
-        self._caller_limits = caller_limits
         self._transport: asyncio.BaseTransport | None = None
 
     async def __aenter__(self) -> P:
@@ -175,18 +172,16 @@ class _Opening(Generic[P]):
     async def _connect(
         self, loop: asyncio.AbstractEventLoop, timeout: float
     ) -> tuple[asyncio.BaseTransport, P]:
-        expiry = None if self._caller_limits else Expiry(loop, loop.time() + timeout)
+        expiry = Expiry(loop, loop.time() + timeout)
         try:
             connected = await loop.create_connection(self._factory, self._ip, self._port)
         except BaseException as exc:
-            ours = expiry is not None and expiry.caused(exc)
-            if ours or isinstance(exc, TimeoutError):  # ours, or the kernel's ETIMEDOUT
+            if expiry.caused(exc):
                 raise ConnectFailedError(Status.CONNECTION_TIMEOUT, CONNECT_TIMED_OUT) from None
             if isinstance(exc, OSError):
-                raise ConnectFailedError(status_of_os_error(exc), exc.strerror or str(exc)) from None
+                raise connect_failure(exc) from None
             raise
-        if expiry is not None:
-            expiry.disarm()
+        expiry.disarm()
         return connected
 
     async def __aexit__(self, *exc_info: object) -> None:

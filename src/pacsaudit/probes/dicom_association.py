@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import string
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ from pacsaudit.probes.session import EchoProbe, SessionProbe
 
 __all__ = [
     "DicomProbeContext",
+    "after_first_contact",
     "probe_dicom",
     "random_ae_title",
     "random_ae_titles",
@@ -355,19 +356,50 @@ async def probe_dicom(
     """
     if stranger is None:
         stranger = random_ae_titles()
-    search = _Search(ctx, ip, port, block, stranger)
     if isinstance(conn, FirstContact):
         block.ae_attempts += 1  # counted before the answer, as `attempt` counts its own
         await conn.finished
-        association = conn.take_association()
-        first = search.first(conn, association)
-        if first is not None:
-            reply = first
-        else:
-            assert conn.reply is not None and association is not None
-            reply = await search.session(conn.reply, association)
-    else:
-        reply = await search.attempt(*stranger, conn=conn)
+        rest = after_first_contact(conn, ip, port, ctx, block, stranger)
+        if rest is not None:
+            await rest
+        return
+    search = _Search(ctx, ip, port, block, stranger)
+    await _after_stranger(search, await search.attempt(*stranger, conn=conn))
+
+
+def after_first_contact(
+    conn: FirstContact,
+    ip: str,
+    port: int,
+    ctx: DicomProbeContext,
+    block: DicomBlock,
+    stranger: tuple[str, str],
+) -> Coroutine[Any, Any, None] | None:
+    """What the stranger test `conn` played found (`conn.finished` is done, the attempt counted);
+    the rest of the probe as a coroutine to await, or None when nothing is left.
+
+    Nothing is left on a sweep's common endpoint (accepted, with the session `conn` scripted):
+    the caller then awaits nothing more, one coroutine fewer per endpoint.
+    """
+    search = _Search(ctx, ip, port, block, stranger)
+    association = conn.take_association()
+    first = search.first(conn, association)
+    if first is None:
+        assert conn.reply is not None and association is not None
+        return _session_then_rest(search, conn.reply, association)
+    if first.accept is not None:
+        return None
+    return _after_stranger(search, first)
+
+
+async def _session_then_rest(search: _Search, reply: AssociationReply, association: Association) -> None:
+    await _after_stranger(search, await search.session(reply, association))
+
+
+async def _after_stranger(search: _Search, reply: AssociationReply) -> None:
+    """Everything after the stranger's answer: a polite retry when busy, the reject recorded,
+    and the AE-title search when the refusal can be about titles."""
+    block, ctx = search.block, search.ctx
     if reply.reject is not None and reply.reject.result == 2:
         await asyncio.sleep(ctx.settings.busy_retry_pause)
         try:

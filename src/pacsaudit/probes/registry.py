@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 
 from pacsaudit.config import ScanSettings
-from pacsaudit.probes.census import CensusProbe
 from pacsaudit.probes.services import ServicesProbe
 from pacsaudit.probes.session import EchoProbe, SessionProbe
 
@@ -20,5 +19,7 @@ def session_probes(settings: ScanSettings) -> tuple[SessionProbe, ...]:
     """
     probes: list[SessionProbe] = [ServicesProbe(), EchoProbe()]
     if settings.census:
+        from pacsaudit.probes.census import CensusProbe  # most scans count nothing: loaded on demand
+
         probes.append(CensusProbe(secrets.token_bytes(32)))
     return tuple(probes)

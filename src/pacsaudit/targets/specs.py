@@ -16,6 +16,7 @@ Files (`-iL`, `--exclude-file`) hold specs separated by newlines, blanks or comm
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import sys
@@ -119,8 +120,13 @@ class WordBlock(NamedTuple):
 _BLOCK = 1 << 16
 """Characters of a regular file's lines read at a time."""
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_PLAIN_IPV4_BLOCK = re.compile(rf"[ \t\r\n]*(?:{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:[ \t\r\n]+|\Z))*")
-"""Dotted quads as `inet_ntoa` writes them, separated by ASCII blanks (which `str.split` splits on)."""
+
+
+@functools.cache
+def _plain_ipv4_block() -> re.Pattern[str]:
+    """Dotted quads as `inet_ntoa` writes them, separated by ASCII blanks (which `str.split`
+    splits on). Compiled on first use: a scan without a target file never needs it."""
+    return re.compile(rf"[ \t\r\n]*(?:{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:[ \t\r\n]+|\Z))*")
 
 
 def iter_file_entries(path: Path) -> Iterator[TargetSpec | WordBlock]:
@@ -144,7 +150,7 @@ def iter_file_entries(path: Path) -> Iterator[TargetSpec | WordBlock]:
                 for number, line in enumerate(lines, start=seen + 1):
                     yield from _line_specs(line, path, number)
             else:
-                plain = _PLAIN_IPV4_BLOCK.fullmatch(block) is not None
+                plain = _plain_ipv4_block().fullmatch(block) is not None
                 yield WordBlock(block.split(), lines, seen + 1, path, plain)
             seen += len(lines)
 
