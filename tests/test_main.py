@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pacsaudit.lab.fleet import many_members, start_fleet_in_thread
 from pacsaudit.lab.simulator import PacsPolicy
 
@@ -47,3 +49,27 @@ def test_other_commands_end_as_usual() -> None:
     shown = _pacsaudit("version")
 
     assert (shown.returncode, shown.stdout) == (0, "pacsaudit 0.1.0\n")
+
+
+def test_leaving_runs_the_exit_handlers_then_exits_with_the_command_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pacsaudit import __main__ as entry
+
+    class Left(Exception):
+        pass
+
+    steps: list[object] = []
+
+    def leave(status: int) -> None:
+        steps.append(("exit", status))
+        raise Left
+
+    monkeypatch.setattr(entry.atexit, "_run_exitfuncs", lambda: steps.append("exit handlers"))
+    monkeypatch.setattr(entry.os, "_exit", leave)
+    for code, status in ((None, 0), (0, 0), (2, 2), (130, 130), ("bad target list", 1)):
+        steps.clear()
+        with pytest.raises(Left):
+            entry._leave(code)
+        assert steps == ["exit handlers", ("exit", status)]
+    assert capsys.readouterr().err == "bad target list\n"  # SystemExit("...") prints, as Python does

@@ -186,3 +186,19 @@ def test_an_infinite_limit_is_never_scheduled() -> None:
         return slot, len(wheel_of(loop)), expiry.disarm()
 
     assert asyncio.run(go()) == (-1, 0, False)
+
+
+def test_a_limit_postponed_after_it_fired_stays_fired() -> None:
+    async def go() -> tuple[bool, bool]:
+        loop = asyncio.get_running_loop()
+        expiry = Expiry(loop, loop.time() + 0.05)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            expiry.postpone(loop.time() + 10)  # too late: the task was already cancelled
+            return expiry.disarm(), expiry.disarm()
+        return False, False
+
+    first, again = asyncio.run(go())
+    assert first  # the cancellation was the limit's, and is taken back
+    assert not again  # disarming twice takes nothing back twice

@@ -14,11 +14,13 @@ def main() -> None:
     live as long as the process: the collector would walk them about ninety times, for
     almost no garbage. It is back on before any command runs.
     """
+    collecting = gc.isenabled()
     gc.disable()
     try:
         from pacsaudit.cli import main as cli
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
     if sys.argv[1:2] != ["scan"]:
         cli()
         return
@@ -34,8 +36,8 @@ def _leave(code: object) -> None:
 
     By the time `scan` returns it has closed what it opened (the JSON Lines file, the scan
     store, the ASN database) and its workers have exited; freeing every module and object one
-    by one would only add a few tens of milliseconds to each scan. The standard streams are
-    flushed and the exit handlers run, as at a normal exit.
+    by one would only add a few tens of milliseconds to each scan. The exit handlers run and
+    the standard streams are flushed, in that order, as at a normal exit.
     """
     if code is None:
         status = 0
@@ -44,10 +46,10 @@ def _leave(code: object) -> None:
     else:  # SystemExit("message"): printed, exit status 1, as Python does
         print(code, file=sys.stderr)
         status = 1
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`) or stream
             stream.flush()
-    atexit._run_exitfuncs()
     os._exit(status)
 
 

@@ -518,4 +518,4 @@ def _group() -> None:
 def _command_name(info: typer.models.CommandInfo) -> str | None:
     if info.name is not None:
         return info.name
-    return info.callback.__name__.replace("_", "-") if info.callback is not None else None
+    return info.callback.__name__.lower().replace("_", "-") if info.callback is not None else None

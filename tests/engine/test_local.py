@@ -137,4 +137,33 @@ def test_a_connect_that_never_completes_ends_at_the_sooner_limit(
             sock.close()
     [result] = results
     assert (result.status, result.error, result.dicom) == ("connection-timeout", error, None)
-    assert 0.4 <= took < 0.4 + 0.5
+    assert 0.4 <= took < 0.4 + 2.0  # the sooner limit, not the later one (5 s or 3 s)
+
+
+def test_a_result_that_could_not_be_written_out_is_still_handed_to_the_store() -> None:
+    """A full disk or a closed pipe ends the scan, but the result already made is recorded:
+    otherwise the resume mark would pass an endpoint whose result exists nowhere."""
+    finished: list[tuple[int, EndpointResult | None]] = []
+
+    class Recording:
+        def started(self, position: int) -> None:
+            pass
+
+        def finished(self, position: int, result: EndpointResult | None) -> None:
+            finished.append((position, result))
+
+    def full_disk(_result: EndpointResult) -> None:
+        raise OSError(28, "No space left on device")
+
+    async def go() -> None:
+        pacs = await start_simulated_pacs(PacsPolicy())
+        try:
+            settings = ScanSettings(ports=[pacs.port], rate=0, timeout=2, ae_dictionary=False)
+            await run_scan(TargetStream([pacs.host], [pacs.port]), settings, full_disk, recorder=Recording())
+        finally:
+            await pacs.close()
+
+    with pytest.raises(OSError, match="No space left"):
+        asyncio.run(go())
+    [(position, result)] = finished
+    assert position == 0 and result is not None and result.status == "success"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +100,34 @@ def test_whole_line_batches_from_several_processes_never_interleave(tmp_path: Pa
         tag, index = line[0], int(line[1:7])
         assert line == f"{tag}{index:06d}" + tag * (index % 700)
     assert sorted(lines) == sorted(f"{t}{i:06d}" + t * (i % 700) for t in "abc" for i in range(4000))
+
+
+def _fill_past_a_size_limit(path: str, shared: bool, report: multiprocessing.connection.Connection) -> None:
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel then cuts the write short instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+    lines = WholeLines(os.open(path, os.O_WRONLY | os.O_APPEND), batch=1 << 20, shared=shared)
+    for index in range(40):
+        lines.add(f"{index:04d}" + "x" * 46)
+    try:
+        lines.flush()
+    except OSError as exc:
+        report.send(str(exc))
+    else:
+        report.send("written")
+
+
+def test_a_short_write_to_the_shared_file_is_an_error_not_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "shared.jsonl"
+    path.touch()
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    writer = context.Process(target=_fill_past_a_size_limit, args=(str(path), True, send))
+    writer.start()
+    writer.join()
+
+    outcome = receive.recv()
+    assert "short write to the shared output file (1000 of 2040 bytes)" in outcome
+    assert path.stat().st_size == 1000  # what the kernel took; nothing appended after it

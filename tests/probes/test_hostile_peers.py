@@ -155,3 +155,38 @@ def test_a_queue_behind_the_rate_does_not_count_against_the_deadline() -> None:
     results = asyncio.run(go())
     assert [r.status for r in results] == [Status.SUCCESS] * 6
     assert all(r.dicom is not None and r.dicom.open_to_any_ae for r in results)
+
+
+def test_every_way_out_of_an_endpoint_gives_its_host_slot_back_once() -> None:
+    """An answer, a refusal, a deadline and a cancellation from outside (Ctrl-C) each release
+    the per-host slot exactly once and close the connection: the next endpoint is not queued."""
+
+    async def go() -> list[tuple[str, int]]:
+        ctx = _context(deadline=0.6)
+        seen: list[tuple[str, int]] = []
+        pacs = await start_simulated_pacs(PacsPolicy())
+        tarpit = await start_hostile(HostileKind.TARPIT)
+        try:
+            for host, port in ((pacs.host, pacs.port), ("127.0.0.1", 9), (tarpit.host, tarpit.port)):
+                result = await scan_endpoint(host, port, ctx)
+                seen.append((result.status, len(ctx.connector.hosts)))
+            stuck = asyncio.ensure_future(scan_endpoint(tarpit.host, tarpit.port, ctx))
+            await asyncio.sleep(0.2)  # connected, waiting for an answer that never comes
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+            seen.append(("cancelled", len(ctx.connector.hosts)))
+            await asyncio.sleep(0.1)
+            seen.append(("tarpit connections", tarpit.connections))
+        finally:
+            await pacs.close()
+            await tarpit.close()
+        return seen
+
+    assert asyncio.run(go()) == [
+        (Status.SUCCESS, 0),
+        (Status.CONNECTION_REFUSED, 0),
+        (Status.IO_TIMEOUT, 0),
+        ("cancelled", 0),
+        ("tarpit connections", 2),
+    ]

@@ -451,3 +451,31 @@ def test_a_block_without_comments_may_still_hold_any_kind_of_spec(tmp_path: Path
     assert stream.estimated_total() == 8
     shards = [list(stream.shard(index, 2)) for index in range(2)]
     assert sorted(ep for shard in shards for ep in shard) == sorted(stream)
+
+
+def test_a_bad_word_after_a_comment_still_fails_only_in_the_shard_that_owns_it(tmp_path: Path) -> None:
+    # Given lists whose bad word sits in a block read line by line (a comment, a comma)
+    for text in ("# header\n10.0.0.1\n999.1.2.3\n", "10.0.0.1, 10.0.0.2\n999.1.2.3\n"):
+        listing = tmp_path / "targets.txt"
+        listing.write_text(text)
+        stream = TargetStream([], [104], files=[listing])
+        failures = 0
+        for index in range(2):
+            try:
+                list(stream.shard(index, 2))
+            except TargetSpecError as exc:
+                failures += 1
+                assert "line" in str(exc)
+        # Then only its owner parses it; the other worker counts its position and goes on
+        assert failures == 1, text
+
+
+def test_a_long_plain_exclusion_file_excludes_every_listed_address(tmp_path: Path) -> None:
+    excluded = tmp_path / "do-not-scan.txt"
+    listed = _plain_listing(excluded, 20_000)  # 10.0.0.0 - 10.0.78.31, in several read blocks
+    stream = TargetStream(["10.0.0.0/16"], [104], exclusions=ExclusionList.from_file(excluded))
+
+    kept = [ep.ip for ep in stream]
+
+    assert kept[0] == "10.0.78.32" and len(kept) == 65_536 - len(listed)
+    assert stream.estimated_total() == len(kept)

@@ -84,6 +84,11 @@ class Connector:
         self._tls: tuple[_ssl.SSLContext, str | None] | None = None
         """Set by `over_tls`: every connection wrapped in TLS with this context and SNI."""
 
+    @property
+    def wraps_tls(self) -> bool:
+        """Whether every connection is wrapped in TLS (a connector made by `over_tls`)."""
+        return self._tls is not None
+
     def try_admit(self, ip: str) -> bool:
         """`admit` when nothing has to wait (a free host slot, no rate limit): no coroutine."""
         return not self.rate.interval and self.hosts.try_acquire(ip)

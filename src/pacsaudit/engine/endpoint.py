@@ -119,6 +119,8 @@ async def scan_plain_dicom(
     error: str | None = None
     settings = ctx.settings
     connector = ctx.connector
+    if connector.wraps_tls:
+        raise ValueError("scan_plain_dicom connects in the clear: give it a plain connector")
     loop = asyncio.get_running_loop()
     stranger = random_ae_titles()
     factory = ctx.first_contact(stranger, loop)
@@ -131,7 +133,7 @@ async def scan_plain_dicom(
     # One limit for the whole endpoint: first the connect's (the sooner of the connect timeout
     # and the deadline), then, once connected, the deadline's.
     now = loop.time()
-    connect_by, deadline = now + settings.timeout, now + settings.endpoint_budget
+    connect_by, deadline = now + connector.timeout, now + settings.endpoint_budget
     limit = Expiry(loop, min(connect_by, deadline))
     transport: asyncio.BaseTransport | None = None
     try:

@@ -95,10 +95,9 @@ async def run_scan(
     room: list[asyncio.Future[None]] = []
     """The producer's wait for a job to end, while `concurrency` are running."""
 
-    def out(result: EndpointResult) -> EndpointResult:
+    def attributed(result: EndpointResult) -> EndpointResult:
         if result.attribution is None:
             assign(result, {"attribution": attributor.attribute(result.ip)})
-        emit(result)
         return result
 
     async def job(ep: Endpoint) -> None:
@@ -120,7 +119,8 @@ async def run_scan(
                     )
                     totals.add(result)
                     if settings.emit_all:
-                        emitted = out(result)
+                        emitted = attributed(result)  # stored even if writing it out fails
+                        emit(emitted)
                     return
                 if exclusions is not None and exclusions.contains_ip(ip):
                     totals.excluded += 1
@@ -128,7 +128,8 @@ async def run_scan(
             result = await scan_endpoint(ip, ep.port, ctx, hostname=ep.hostname)
             totals.add(result)
             if settings.emit_all or is_open(result):
-                emitted = out(result)
+                emitted = attributed(result)  # stored even if writing it out fails
+                emit(emitted)
         finally:
             if recorder is not None and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 recorder.finished(ep.position, emitted)

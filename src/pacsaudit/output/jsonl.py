@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import os
 import stat
 import sys
@@ -47,6 +47,10 @@ class JsonlWriter:
         """
         if not self._own:
             return None
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: the coordinator relays
+            return None
         self._out.flush()
         fd = self._out.fileno()
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -72,12 +76,16 @@ class WholeLines:
     """Lines buffered and written to a descriptor in batches, each write() a run of whole lines.
 
     A worker's output: to its pipe to the coordinator, or straight to a shared output file in
-    append mode, where whole-line writes from several processes never interleave mid-line.
+    append mode (`shared`), where whole-line writes from several processes never interleave
+    mid-line on a local file system. A short write to a shared file (a full disk, a size
+    limit) is an error, not retried: the rest, written later, could land after another
+    process's lines and cut a line in two.
     """
 
-    def __init__(self, fd: int, *, batch: int = 1 << 16) -> None:
+    def __init__(self, fd: int, *, batch: int = 1 << 16, shared: bool = False) -> None:
         self._fd = fd
         self._batch = batch
+        self._shared = shared
         self._lines: list[str] = []
         self._size = 0
 
@@ -95,7 +103,12 @@ class WholeLines:
         self._lines = []
         self._size = 0
         while data:
-            data = data[os.write(self._fd, data) :]
+            written = os.write(self._fd, data)
+            if self._shared and written < len(data):
+                raise OSError(
+                    errno.EIO, f"short write to the shared output file ({written} of {len(data)} bytes)"
+                )
+            data = data[written:]
 
     def close(self) -> None:
         self.flush()

@@ -20,7 +20,7 @@ import functools
 import re
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
@@ -30,6 +30,7 @@ from pacsaudit.targets.ports import parse_port
 
 __all__ = [
     "HOSTNAME",
+    "SKIPPED",
     "STDIN",
     "TargetSpec",
     "TargetSpecError",
@@ -129,7 +130,9 @@ def _plain_ipv4_block() -> re.Pattern[str]:
     return re.compile(rf"[ \t\r\n]*(?:{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:[ \t\r\n]+|\Z))*")
 
 
-def iter_file_entries(path: Path) -> Iterator[TargetSpec | WordBlock]:
+def iter_file_entries(
+    path: Path, skip: Callable[[str], bool] | None = None
+) -> Iterator[TargetSpec | WordBlock]:
     """A target file's specs, streamed, with blocks of plain lines left for the caller to parse.
 
     A regular file is read a block of lines at a time; a block without comments or commas is
@@ -137,18 +140,22 @@ def iter_file_entries(path: Path) -> Iterator[TargetSpec | WordBlock]:
     count it, then once by every worker, and parsing it word by word through `parse_spec` was
     a tenth of a sweep's start-up. Standard input stays line by line, so targets piped from a
     slow producer are scanned as they come.
+
+    Outside word blocks, a word for which `skip` says True is not parsed: `SKIPPED` comes in
+    its place (a caller counting positions needs to know it was there). A word block's words
+    are the caller's to skip.
     """
     with _open(path) as stream:
         if path == STDIN:
             for number, line in enumerate(stream, start=1):
-                yield from _line_specs(line, path, number)
+                yield from _line_specs(line, path, number, skip)
             return
         seen = 0
         while lines := stream.readlines(_BLOCK):
             block = "".join(lines)
             if "#" in block or "," in block:
                 for number, line in enumerate(lines, start=seen + 1):
-                    yield from _line_specs(line, path, number)
+                    yield from _line_specs(line, path, number, skip)
             else:
                 plain = _plain_ipv4_block().fullmatch(block) is not None
                 yield WordBlock(block.split(), lines, seen + 1, path, plain)
@@ -171,11 +178,17 @@ def ipv4_value(word: str) -> int:
     return int.from_bytes(_inet_aton(word), "big")
 
 
-def _line_specs(line: str, path: Path, number: int) -> Iterator[TargetSpec]:
+SKIPPED = TargetSpec("", 4, 0, 0)
+"""Stands for a word `iter_file_entries` was told to skip: one address, not parsed."""
+
+
+def _line_specs(
+    line: str, path: Path, number: int, skip: Callable[[str], bool] | None
+) -> Iterator[TargetSpec]:
     text = line.partition("#")[0]
     for word in _SEPARATORS.split(text) if "," in text else text.split():
         if word:
-            yield _parse_line_word(word, path, number)
+            yield SKIPPED if skip is not None and skip(word) else _parse_line_word(word, path, number)
 
 
 def _parse_line_word(word: str, path: Path, number: int) -> TargetSpec:

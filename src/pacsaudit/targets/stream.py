@@ -6,9 +6,10 @@ it, so `0.0.0.0/0` or an IPv6 /64 costs the same memory as one address.
 
 from __future__ import annotations
 
+import functools
 import socket
 import zlib
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import NamedTuple
@@ -16,6 +17,7 @@ from typing import NamedTuple
 from pacsaudit.targets.exclusions import ExclusionList
 from pacsaudit.targets.specs import (
     HOSTNAME,
+    SKIPPED,
     STDIN,
     TargetSpec,
     TargetSpecError,
@@ -127,8 +129,11 @@ class TargetStream:
 
     def _iter_from(self, start: int, shard: tuple[int, int] | None = None) -> Iterator[Endpoint]:
         position = 0
-        for entry in self._entries():
-            if not isinstance(entry, WordBlock):
+        foreign = None if shard is None else functools.partial(_foreign, shard=shard)
+        for entry in self._entries(foreign):
+            if entry is SKIPPED:
+                position += len(self._ports)  # another shard's address: its owner checks it
+            elif not isinstance(entry, WordBlock):
                 position = yield from self._spec_endpoints(entry, position, start, shard)
             elif entry.plain:
                 position = yield from self._plain_endpoints(entry.words, position, start, shard)
@@ -183,10 +188,10 @@ class TargetStream:
                 yield from (ep for ep in endpoints if shard_of(ep, count) == index)
         return position + size
 
-    def _entries(self) -> Iterator[TargetSpec | WordBlock]:
+    def _entries(self, skip: Callable[[str], bool] | None = None) -> Iterator[TargetSpec | WordBlock]:
         yield from self._specs
         for file in self._files:
-            yield from iter_file_entries(file)
+            yield from iter_file_entries(file, skip)
 
     def _ports_of(self, spec: TargetSpec) -> tuple[int, ...]:
         return self._ports if spec.port is None else (spec.port,)
