@@ -12,6 +12,7 @@ endpoints; the others' results are all kept and the failure is reported.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import selectors
@@ -152,34 +153,41 @@ def run_scan_processes(
     marks: dict[int, int] = {}
     reported = 0
     finished: dict[int, ScanTotals] = {}
-    for shard in range(workers):
-        read_fd, write_fd = os.pipe() if output_fd is None else (-1, output_fd)
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(
-            target=_work,
-            args=(
-                shard,
-                workers,
-                endpoints,
-                share,
-                exclusions,
-                write_fd,
-                send,
-                store_url,
-                scan_id,
-                output_fd is not None,
-            ),
-            name=f"pacsaudit-worker-{shard}",
-            daemon=True,
-        )
-        process.start()
-        send.close()
-        processes.append(process)
-        if output_fd is None:
-            os.close(write_fd)
-            buffers[read_fd] = b""
-            selector.register(read_fd, selectors.EVENT_READ, ("lines", shard))
-        selector.register(receive, selectors.EVENT_READ, ("report", shard))
+    # The coordinator's objects frozen out of the collector while workers are forked: a
+    # collection in a worker would otherwise write to every inherited object's header and copy
+    # the pages they share with the coordinator, one page fault at a time.
+    gc.freeze()
+    try:
+        for shard in range(workers):
+            read_fd, write_fd = os.pipe() if output_fd is None else (-1, output_fd)
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_work,
+                args=(
+                    shard,
+                    workers,
+                    endpoints,
+                    share,
+                    exclusions,
+                    write_fd,
+                    send,
+                    store_url,
+                    scan_id,
+                    output_fd is not None,
+                ),
+                name=f"pacsaudit-worker-{shard}",
+                daemon=True,
+            )
+            process.start()
+            send.close()
+            processes.append(process)
+            if output_fd is None:
+                os.close(write_fd)
+                buffers[read_fd] = b""
+                selector.register(read_fd, selectors.EVENT_READ, ("lines", shard))
+            selector.register(receive, selectors.EVENT_READ, ("report", shard))
+    finally:
+        gc.unfreeze()
     open_channels = len(selector.get_map())
     while open_channels:
         for key, _ in selector.select(timeout=1.0):
