@@ -70,6 +70,13 @@ class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Fact(BaseModel):
+    """A small block that never changes once made: immutable, so one instance may be shared by
+    many results (a sweep's endpoints mostly share the same services matrix and attribution)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 def assign(model: BaseModel, values: dict[str, Any]) -> None:
     """Set several fields at once, exactly as `setattr` on each would (assignment is not
     validated here), without pydantic's per-attribute hook: the sweep's hot path sets a dozen
@@ -96,7 +103,7 @@ presentation context was accepted (`negotiated`), the operation was refused (`re
 the context itself was rejected (`not-accepted`)."""
 
 
-class Services(_Block):
+class Services(_Fact):
     """Which DIMSE services a stranger's association may use (PS3.4 Q/R and Storage)."""
 
     find: bool | None = None
@@ -105,7 +112,7 @@ class Services(_Block):
     store: bool | None = None
 
 
-class ServiceEvidence(_Block):
+class ServiceEvidence(_Fact):
     find: Evidence | None = None
     move: Evidence | None = None
     get: Evidence | None = None
@@ -322,7 +329,7 @@ AddressScope = Literal[
 """What kind of address a target is (RFC 6890 special-purpose ranges; `shared` is RFC 6598)."""
 
 
-class Attribution(_Block):
+class Attribution(_Fact):
     """Who holds the address, from offline data: registry country, and AS from a user's MMDB."""
 
     scope: AddressScope

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from pacsaudit.assessment import AttributionError, Attributor, attributed, owner_label
 from pacsaudit.model import Attribution, EndpointResult, Status
@@ -113,13 +114,15 @@ def test_unusable_databases_are_refused_with_a_clear_error(tmp_path: Path) -> No
         Attributor(city)
 
 
-def test_every_result_gets_its_own_block() -> None:
+def test_results_share_one_block_per_answer_and_nobody_can_change_it() -> None:
     with Attributor() as attributor:
         first = attributor.attribute("193.0.6.139")
-        first.country = "XX"
+        with pytest.raises(ValidationError, match="frozen"):
+            first.country = "XX"
         second = attributor.attribute("193.0.6.139")
+        neighbour = attributor.attribute("193.0.6.140")
     assert second.country == "NL"
-    assert first is not second
+    assert first is second is neighbour  # the same answer: one immutable block
 
 
 def test_attribution_still_works_after_close(asn_mmdb: Path) -> None:

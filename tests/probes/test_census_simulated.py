@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from pacsaudit.config import ScanSettings
 from pacsaudit.discovery import Connector
@@ -565,3 +566,18 @@ def test_modalities_are_code_strings_only_and_a_name_there_never_reaches_the_res
     d = scan.dicom
     assert d.modalities == {"CT": 1, "MR": 1}
     assert "DOE" not in scan.result.model_dump_json()
+
+
+def test_a_census_changes_only_its_own_endpoints_services_matrix() -> None:
+    """Endpoints with the same accepted contexts share one immutable matrix; the census of one
+    replaces that endpoint's blocks with what its C-FIND proved, and nobody else's."""
+    verified = census(PacsPolicy(find_endless=True), max_answers_per_query=20, max_queries=1).dicom
+    refused = census(PacsPolicy(find_status=0xA700)).dicom
+
+    assert verified.accepted_contexts == refused.accepted_contexts  # the same negotiated matrix
+    assert verified.services_evidence is not None and verified.services_evidence.find == "verified"
+    assert refused.services_evidence is not None and refused.services_evidence.find == "refused"
+    assert verified.services is not None and verified.services.find is True
+    assert refused.services is not None and refused.services.find is False
+    with pytest.raises(ValidationError, match="frozen"):
+        verified.services.find = False

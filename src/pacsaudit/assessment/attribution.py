@@ -108,28 +108,40 @@ def address_scope(address: IpAddress | None) -> AddressScope:
     return "public"
 
 
+_UNRESOLVED = Attribution(scope="unresolved")
+
+
 class Attributor:
     """Attributes addresses; open one per process and `close()` it (it may hold an MMDB open)."""
 
     def __init__(self, asn_database: Path | None = None) -> None:
         self._reader: Any = None
-        self._cache: dict[str, tuple[AddressScope, str | None, int | None, str | None]] = {}
+        self._cache: dict[str, Attribution] = {}
+        self._answers: dict[tuple[AddressScope, str | None, int | None, str | None], Attribution] = {}
         if asn_database is not None:
             self._reader = _open_asn_database(asn_database)
 
     def attribute(self, ip: str) -> Attribution:
-        """Scope, registry country and (with an ASN database) AS number and organisation of `ip`."""
+        """Scope, registry country and (with an ASN database) AS number and organisation of `ip`.
+
+        `Attribution` is immutable, so results share one instance per distinct answer: a sweep
+        meets far fewer countries and networks than addresses.
+        """
         if len(ip) > _MAX_ADDRESS:  # an imported file may carry anything: no address is this long
-            return Attribution(scope="unresolved")
+            return _UNRESOLVED
         cached = self._cache.get(ip)
         if cached is None:
-            cached = self._lookup(ip)
+            facts = self._lookup(ip)
+            cached = self._answers.get(facts)
+            if cached is None:
+                if len(self._answers) >= _CACHE_SIZE:
+                    self._answers.clear()
+                scope, country, asn, org = facts
+                cached = self._answers[facts] = Attribution(scope=scope, country=country, asn=asn, as_org=org)
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.clear()
             self._cache[ip] = cached
-        scope, country, asn, org = cached
-        # A fresh model per result: no two results share a mutable block.
-        return Attribution(scope=scope, country=country, asn=asn, as_org=org)
+        return cached
 
     def _lookup(self, ip: str) -> tuple[AddressScope, str | None, int | None, str | None]:
         try:  # the common case, a dotted quad, without building an ipaddress object

@@ -42,7 +42,7 @@ from pacsaudit.dicom import (
 from pacsaudit.dicom.constants import STUDY_ROOT_FIND
 from pacsaudit.dicom.dimse import is_pending, status_category, status_words
 from pacsaudit.dicom.identifier import decode_identifier, encode_identifier
-from pacsaudit.model import DicomBlock, FindRefusal, SensitiveShapes, StudyCounts, StudyYears
+from pacsaudit.model import DicomBlock, Evidence, FindRefusal, SensitiveShapes, StudyCounts, StudyYears
 from pacsaudit.probes.shapes import is_military_id_shaped, is_ssn_shaped, split_multi_value
 
 __all__ = ["CensusProbe", "StudyTally", "count_value", "tally_summary"]
@@ -637,14 +637,18 @@ def _refusal_of(exc: BaseException) -> FindRefusal:
 
 
 def _verified(block: DicomBlock) -> None:
+    _find_proven(block, True, "verified")
+
+
+def _find_proven(block: DicomBlock, granted: bool, evidence: Evidence) -> None:
+    """Replace the negotiated C-FIND entry of the services matrix with what a real C-FIND showed
+    (the matrix blocks are immutable, and may be shared with other results)."""
     if block.services is not None and block.services_evidence is not None:
-        block.services.find = True
-        block.services_evidence.find = "verified"
+        block.services = block.services.model_copy(update={"find": granted})
+        block.services_evidence = block.services_evidence.model_copy(update={"find": evidence})
 
 
 def _refused(block: DicomBlock, refusal: FindRefusal) -> None:
     """The C-FIND context was accepted but the operation refused: the precise way, and the evidence."""
     block.find_refusal = refusal
-    if block.services is not None and block.services_evidence is not None:
-        block.services.find = False
-        block.services_evidence.find = "refused"
+    _find_proven(block, False, "refused")

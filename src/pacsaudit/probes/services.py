@@ -58,13 +58,17 @@ class ServicesProbe:
     @staticmethod
     def fields(association: Association) -> dict[str, Any]:
         """What `record` sets, for a caller that sets it with other fields at once."""
-        granted, evidence = _matrix(frozenset(association.accepted_abstract_syntaxes()))
-        # New models each time: a census later upgrades the evidence of its own endpoint in place.
-        return {"services": Services(**granted), "services_evidence": ServiceEvidence(**evidence)}
+        services, evidence = _matrix(frozenset(association.accepted_abstract_syntaxes()))
+        return {"services": services, "services_evidence": evidence}
 
 
 @lru_cache(maxsize=256)
-def _matrix(accepted: frozenset[str]) -> tuple[dict[str, bool], dict[str, Evidence]]:
-    """Services granted and their evidence for one set of accepted SOP classes (a sweep meets few)."""
+def _matrix(accepted: frozenset[str]) -> tuple[Services, ServiceEvidence]:
+    """Services granted and their evidence for one set of accepted SOP classes (a sweep meets
+    few). Both blocks are immutable, so every result with this matrix shares the same two; a
+    census replaces its own endpoint's blocks when a real C-FIND proves more."""
     granted = {service: any(uid in accepted for uid in uids) for service, uids in SERVICE_CLASSES.items()}
-    return granted, {service: "negotiated" if ok else "not-accepted" for service, ok in granted.items()}
+    evidence: dict[str, Evidence] = {
+        service: "negotiated" if ok else "not-accepted" for service, ok in granted.items()
+    }
+    return Services(**granted), ServiceEvidence(**evidence)
