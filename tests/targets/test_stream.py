@@ -366,14 +366,20 @@ def test_a_bad_line_still_fails_in_the_shard_that_owns_it(tmp_path: Path) -> Non
     listing = tmp_path / "targets.txt"
     listing.write_text("10.0.0.1\n999.1.2.3\n")
     stream = TargetStream([], [104], files=[listing])
-    failures = 0
-    for index in range(2):
+
+    [error] = _failing_shards(stream)
+    assert "line 2" in error
+
+
+def _failing_shards(stream: TargetStream, count: int = 2) -> list[str]:
+    """The errors of the shards whose walk fails: a bad word must fail in its owner only."""
+    errors = []
+    for index in range(count):
         try:
-            list(stream.shard(index, 2))
+            list(stream.shard(index, count))
         except TargetSpecError as exc:
-            failures += 1
-            assert "line 2" in str(exc)
-    assert failures == 1
+            errors.append(str(exc))
+    return errors
 
 
 def _plain_listing(path: Path, count: int) -> list[str]:
@@ -423,14 +429,8 @@ def test_words_that_only_look_like_plain_addresses_fail_on_their_own_line(tmp_pa
         # Then the check before scanning, and the worker that owns the word, name its line
         with pytest.raises(TargetSpecError, match=f"line 9001: '{bad}'"):
             stream.estimated_total()
-        failures = 0
-        for index in range(2):
-            try:
-                list(stream.shard(index, 2))
-            except TargetSpecError as exc:
-                failures += 1
-                assert "line 9001" in str(exc)
-        assert failures == 1
+        [error] = _failing_shards(stream)
+        assert "line 9001" in error
 
 
 def test_a_block_without_comments_may_still_hold_any_kind_of_spec(tmp_path: Path) -> None:
@@ -455,19 +455,14 @@ def test_a_block_without_comments_may_still_hold_any_kind_of_spec(tmp_path: Path
 
 def test_a_bad_word_after_a_comment_still_fails_only_in_the_shard_that_owns_it(tmp_path: Path) -> None:
     # Given lists whose bad word sits in a block read line by line (a comment, a comma)
-    for text in ("# header\n10.0.0.1\n999.1.2.3\n", "10.0.0.1, 10.0.0.2\n999.1.2.3\n"):
+    for text, line in (("# header\n10.0.0.1\n999.1.2.3\n", 3), ("10.0.0.1, 10.0.0.2\n999.1.2.3\n", 2)):
         listing = tmp_path / "targets.txt"
         listing.write_text(text)
         stream = TargetStream([], [104], files=[listing])
-        failures = 0
-        for index in range(2):
-            try:
-                list(stream.shard(index, 2))
-            except TargetSpecError as exc:
-                failures += 1
-                assert "line" in str(exc)
+
         # Then only its owner parses it; the other worker counts its position and goes on
-        assert failures == 1, text
+        [error] = _failing_shards(stream)
+        assert f"line {line}: '999.1.2.3'" in error
 
 
 def test_a_long_plain_exclusion_file_excludes_every_listed_address(tmp_path: Path) -> None:
