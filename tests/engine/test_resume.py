@@ -57,6 +57,9 @@ def _interrupt_then_resume(
 ) -> tuple[int, int]:
     db = f"sqlite:///{tmp_path / 'history.db'}"
     before = _associations(fleet)
+    # The store made (and its modules loaded here) before the scan starts: on a cold machine
+    # the first look took long enough for the whole scan to finish before the signal.
+    assert _stored(db) == 0
     scan = _pacsaudit(db, "127.89.0.1-200", "-p", "11112", "--rate", "40", "--concurrency", str(CONCURRENCY),
                       "--no-ae-dictionary", *extra)  # fmt: skip
     deadline = time.monotonic() + 30
