@@ -102,13 +102,13 @@ def test_whole_line_batches_from_several_processes_never_interleave(tmp_path: Pa
     assert sorted(lines) == sorted(f"{t}{i:06d}" + t * (i % 700) for t in "abc" for i in range(4000))
 
 
-def _fill_past_a_size_limit(path: str, shared: bool, report: multiprocessing.connection.Connection) -> None:
+def _fill_past_a_size_limit(path: str, report: multiprocessing.connection.Connection) -> None:
     import resource
     import signal
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel then cuts the write short instead
     resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
-    lines = WholeLines(os.open(path, os.O_WRONLY | os.O_APPEND), batch=1 << 20, shared=shared)
+    lines = WholeLines(os.open(path, os.O_WRONLY | os.O_APPEND), batch=1 << 20)
     for index in range(40):
         lines.add(f"{index:04d}" + "x" * 46)
     try:
@@ -124,7 +124,7 @@ def test_a_short_write_to_the_shared_file_is_an_error_not_a_torn_line(tmp_path: 
     path.touch()
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    writer = context.Process(target=_fill_past_a_size_limit, args=(str(path), True, send))
+    writer = context.Process(target=_fill_past_a_size_limit, args=(str(path), send))
     writer.start()
     writer.join()
 

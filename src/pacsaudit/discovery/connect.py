@@ -98,7 +98,7 @@ class Connector:
 
         `open` does this itself; a caller whose time limit should start only once its turn has
         come (a queue behind `--rate` or the per-host cap is not the peer's slowness) admits
-        first, then opens with `admitted=True`, which gives the host slot back on exit.
+        first, connects itself, and gives the host slot back (`hosts.release`) when done.
         """
         if not self.hosts.try_acquire(ip):
             await self.hosts.acquire(ip)
@@ -116,12 +116,8 @@ class Connector:
         protocol_factory: Callable[[], P],
         ssl: _ssl.SSLContext | None = None,
         server_hostname: str | None = None,
-        *,
-        admitted: bool = False,
     ) -> _Opening[P]:
         """`async with connector.open(...) as protocol:` the connected protocol, closed on exit.
-
-        With `admitted`, the caller has already waited in `admit` for this connection.
 
         With `ssl`, the protocol is connected only once a TLS handshake (SNI `server_hostname`,
         none if `None`) has completed, inside the same host cap and rate, each phase bounded by
@@ -133,8 +129,8 @@ class Connector:
             context, name = self._tls
             ssl, server_hostname = ssl or context, server_hostname or name
         if ssl is None:
-            return _Opening(self, ip, port, protocol_factory, admitted)
-        return _TlsOpening(self, ip, port, protocol_factory, ssl, server_hostname, admitted)
+            return _Opening(self, ip, port, protocol_factory)
+        return _TlsOpening(self, ip, port, protocol_factory, ssl, server_hostname)
 
     def over_tls(self, context: _ssl.SSLContext, server_hostname: str | None = None) -> Connector:
         """A connector sharing this one's limits whose every connection is wrapped in TLS.
@@ -150,21 +146,18 @@ class Connector:
 class _Opening(Generic[P]):
     """The async context manager of one connection (a class: the scan's hottest path)."""
 
-    __slots__ = ("_admitted", "_connector", "_factory", "_ip", "_port", "_transport")
+    __slots__ = ("_connector", "_factory", "_ip", "_port", "_transport")
 
-    def __init__(
-        self, connector: Connector, ip: str, port: int, factory: Callable[[], P], admitted: bool = False
-    ) -> None:
+    def __init__(self, connector: Connector, ip: str, port: int, factory: Callable[[], P]) -> None:
         self._connector = connector
         self._ip = ip
         self._port = port
         self._factory = factory
-        self._admitted = admitted
         self._transport: asyncio.BaseTransport | None = None
 
     async def __aenter__(self) -> P:
         connector = self._connector
-        if not self._admitted and not connector.try_admit(self._ip):
+        if not connector.try_admit(self._ip):
             await connector.admit(self._ip)
         try:
             transport, protocol = await self._connect(asyncio.get_running_loop(), connector.timeout)
@@ -212,9 +205,8 @@ class _TlsOpening(_Opening[P]):
         factory: Callable[[], P],
         context: _ssl.SSLContext,
         server_hostname: str | None,
-        admitted: bool = False,
     ) -> None:
-        super().__init__(connector, ip, port, factory, admitted)
+        super().__init__(connector, ip, port, factory)
         self._context = context
         self._server_hostname = server_hostname
 

@@ -55,17 +55,15 @@ def _work(
     report: Connection,
     store_url: str | None = None,
     scan_id: int | None = None,
-    shared_output: bool = False,
 ) -> None:
     """A worker's whole life: scan the shard, write JSON lines to `out_fd`, report totals.
 
-    `out_fd` is the worker's pipe to the coordinator, or (`shared_output`) the output file
-    itself in append mode.
+    `out_fd` is the worker's pipe to the coordinator, or the output file itself in append mode.
     With a store, the worker records its own results (its own connection, opened after the
     fork) and reports the mark its stored results reach; the coordinator keeps the scan's.
     """
     _die_with_parent()
-    out = WholeLines(out_fd, shared=shared_output)
+    out = WholeLines(out_fd)
     recorder: StoreRecorder | None = None
     if store_url is not None and scan_id is not None:
         from pacsaudit.storage import ScanStore
@@ -163,18 +161,7 @@ def run_scan_processes(
             receive, send = context.Pipe(duplex=False)
             process = context.Process(
                 target=_work,
-                args=(
-                    shard,
-                    workers,
-                    endpoints,
-                    share,
-                    exclusions,
-                    write_fd,
-                    send,
-                    store_url,
-                    scan_id,
-                    output_fd is not None,
-                ),
+                args=(shard, workers, endpoints, share, exclusions, write_fd, send, store_url, scan_id),
                 name=f"pacsaudit-worker-{shard}",
                 daemon=True,
             )

@@ -23,7 +23,6 @@ class JsonlWriter:
         self._out: TextIO = open(target, "w", encoding="utf-8") if self._own else sys.stdout  # noqa: SIM115
         self._flush_every = flush_every
         self._pending = 0
-        self.written = 0
 
     def write(self, result: EndpointResult) -> None:
         self.write_line(result.model_dump_json())
@@ -31,7 +30,6 @@ class JsonlWriter:
     def write_line(self, line: str) -> None:
         """A line already serialised (by a worker process), without its newline."""
         self._out.write(line + "\n")
-        self.written += 1
         self._pending += 1
         if self._pending >= self._flush_every:
             self._out.flush()
@@ -75,17 +73,17 @@ class JsonlWriter:
 class WholeLines:
     """Lines buffered and written to a descriptor in batches, each write() a run of whole lines.
 
-    A worker's output: to its pipe to the coordinator, or straight to a shared output file in
-    append mode (`shared`), where whole-line writes from several processes never interleave
-    mid-line on a local file system. A short write to a shared file (a full disk, a size
-    limit) is an error, not retried: the rest, written later, could land after another
-    process's lines and cut a line in two.
+    A worker's output: to its pipe to the coordinator, or straight to the shared output file in
+    append mode, where whole-line writes from several processes never interleave mid-line on
+    a local file system. A short write to a regular file (a full disk, a size limit) is an
+    error, not retried: the rest, written later, could land after another process's lines and
+    cut a line in two. A pipe has one writer, and takes the rest.
     """
 
-    def __init__(self, fd: int, *, batch: int = 1 << 16, shared: bool = False) -> None:
+    def __init__(self, fd: int, *, batch: int = 1 << 16) -> None:
         self._fd = fd
         self._batch = batch
-        self._shared = shared
+        self._shared = stat.S_ISREG(os.fstat(fd).st_mode)
         self._lines: list[str] = []
         self._size = 0
 

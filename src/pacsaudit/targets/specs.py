@@ -109,6 +109,11 @@ class WordBlock(NamedTuple):
     """Every word is a canonical dotted quad (checked by one regular expression over the block):
     `ipv4_value` reads them, and nothing needs parsing."""
 
+    def spec(self, word: str) -> TargetSpec:
+        """One of the block's words as a spec: a canonical dotted quad directly, else `parse`."""
+        value = ipv4_value(word) if self.plain else canonical_ipv4(word)
+        return TargetSpec(word, 4, value, value) if value is not None else self.parse(word)
+
     def parse(self, word: str) -> TargetSpec:
         """`parse_spec`, with an error naming the file and the first line holding the word."""
         try:
@@ -166,9 +171,7 @@ def iter_file_specs(path: Path) -> Iterator[TargetSpec]:
     """Specs from a file (or stdin for `-`), streamed; errors name the file and line."""
     for entry in iter_file_entries(path):
         if isinstance(entry, WordBlock):
-            for word in entry.words:
-                value = ipv4_value(word) if entry.plain else canonical_ipv4(word)
-                yield TargetSpec(word, 4, value, value) if value is not None else entry.parse(word)
+            yield from map(entry.spec, entry.words)
         else:
             yield entry
 

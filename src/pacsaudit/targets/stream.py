@@ -22,7 +22,6 @@ from pacsaudit.targets.specs import (
     TargetSpec,
     TargetSpecError,
     WordBlock,
-    canonical_ipv4,
     ipv4_value,
     iter_file_entries,
     parse_spec,
@@ -103,19 +102,14 @@ class TargetStream:
             return None
         total = 0
         width = len(self._ports)
-        excluded = self._exclusions.excludes_ipv4 if self._exclusions.has_ipv4 else None
+        unexcluded = not self._exclusions.has_ipv4
         for entry in self._entries():
             if not isinstance(entry, WordBlock):
                 total += self._allowed_count(entry)
-            elif entry.plain and excluded is None:
+            elif entry.plain and unexcluded:
                 total += len(entry.words) * width  # checked by the block's regular expression
             else:
-                for word in entry.words:
-                    value = ipv4_value(word) if entry.plain else canonical_ipv4(word)
-                    if value is None:
-                        total += self._allowed_count(entry.parse(word))
-                    elif excluded is None or not excluded(value):
-                        total += width
+                total += sum(self._allowed_count(entry.spec(word)) for word in entry.words)
         return total
 
     def shard(self, index: int, count: int) -> Iterator[Endpoint]:
@@ -142,9 +136,7 @@ class TargetStream:
                     if shard is not None and _foreign(word, shard):
                         position += len(self._ports)  # its owner checks it (and the parent's count did)
                         continue
-                    value = canonical_ipv4(word)
-                    spec = entry.parse(word) if value is None else TargetSpec(word, 4, value, value)
-                    position = yield from self._spec_endpoints(spec, position, start, shard)
+                    position = yield from self._spec_endpoints(entry.spec(word), position, start, shard)
 
     def _plain_endpoints(
         self, words: list[str], position: int, start: int, shard: tuple[int, int] | None
